@@ -1,0 +1,30 @@
+"""Lightning-shaped import surface: ``from ember.callbacks import ModelCheckpoint, EarlyStopping, ...``.
+
+Each built-in lives in its own module under :mod:`ember.plugins`; this module
+imports them on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from ember.callback import Callback, Checkpoint
+
+__all__ = ["Callback", "Checkpoint"]
+
+#: Public name -> module under ember.plugins that defines it.
+BUILTINS: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    module = BUILTINS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ember.callbacks' has no attribute {name!r}")
+    value = getattr(import_module(f"ember.plugins.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(BUILTINS))

@@ -1,0 +1,1 @@
+"""The host: the Trainer, which is the plugin manager, and what it drives."""

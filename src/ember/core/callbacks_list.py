@@ -1,0 +1,41 @@
+"""Lightning's rules for the callback list: model callbacks replace Trainer ones, checkpoints go last."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ember.callback import Callback, Checkpoint
+from ember.errors import MisconfigurationError
+
+
+def as_callback_list(returned: Any) -> list[Any]:
+    """What ``configure_callbacks`` returned, as a list."""
+    if returned is None:
+        return []
+    if isinstance(returned, (list, tuple)):
+        return list(returned)
+    return [returned]
+
+
+def merge_model_callbacks(plugins: Sequence[Any], model_callbacks: Sequence[Any]) -> list[Any]:
+    """Replace each Trainer callback whose type a model callback is (or subclasses), then append the model's."""
+    for callback in model_callbacks:
+        if not isinstance(callback, Callback):
+            raise MisconfigurationError(
+                f"configure_callbacks() returned {callback!r}; accepted are Callback instances or a list of them"
+            )
+    model_types = {type(c) for c in model_callbacks} - {Callback}
+    kept = [
+        p
+        for p in plugins
+        if not (
+            isinstance(p, Callback) and any(issubclass(t, type(p)) and type(p) is not Callback for t in model_types)
+        )
+    ]
+    return kept + list(model_callbacks)
+
+
+def arrange_callbacks(plugins: Sequence[Any]) -> list[Any]:
+    """Checkpoint callbacks after all others, so they save what the others changed; order kept otherwise."""
+    return [p for p in plugins if not isinstance(p, Checkpoint)] + [p for p in plugins if isinstance(p, Checkpoint)]

@@ -1,0 +1,202 @@
+"""Dataloaders: where they come from, how many batches to take, and how to resume inside an epoch."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, Sampler
+
+from ember.errors import MisconfigurationError
+
+KINDS = ("train", "val", "test", "predict")
+
+
+def length(loader: Iterable[Any]) -> float:
+    """Number of batches ``loader`` yields, ``inf`` when it cannot tell."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return math.inf
+
+
+def limited_length(loader: Iterable[Any], limit: int | float, flag: str) -> float:
+    """Batches to take from ``loader`` under a ``limit_*_batches`` value (a count or a fraction)."""
+    available = length(loader)
+    if isinstance(limit, int):
+        return min(available, limit)
+    if limit == 1.0:
+        return available
+    if available == math.inf:
+        raise MisconfigurationError(
+            f"{flag}={limit} is a fraction, but the dataloader has no length; pass an int number of batches"
+        )
+    count = int(available * limit)
+    if count == 0 and limit > 0:
+        raise MisconfigurationError(
+            f"{flag}={limit} of {int(available)} batches is less than one batch; "
+            f"pass at least {1 / available:.4g} or an int"
+        )
+    return count
+
+
+def val_check_batch(interval: int | float, train_batches: float, check_val_every_n_epoch: int | None) -> float:
+    """After how many training batches validation runs, from ``val_check_interval``."""
+    if isinstance(interval, int):
+        if interval > train_batches and check_val_every_n_epoch is not None:
+            raise MisconfigurationError(
+                f"val_check_interval={interval} is more than the {train_batches} training batches of an epoch; "
+                "use a smaller value, a fraction, or check_val_every_n_epoch=None to validate every "
+                f"{interval} batches across epochs"
+            )
+        return interval
+    if train_batches == math.inf:
+        if interval != 1.0:
+            raise MisconfigurationError(
+                f"val_check_interval={interval} is a fraction of an epoch, but the training dataloader has no "
+                "length; pass an int number of batches"
+            )
+        return math.inf
+    return max(1, int(train_batches * interval))
+
+
+def as_list(loaders: Any) -> list[Any]:
+    """One or several evaluation dataloaders as a list."""
+    if loaders is None:
+        return []
+    if isinstance(loaders, (list, tuple)):
+        return list(loaders)
+    return [loaders]
+
+
+def source_loaders(kind: str, given: Any, datamodule: Any, module: Any) -> Any:
+    """The loaders of ``kind``: those passed to the Trainer method, else the datamodule's, else the model's."""
+    if given is not None:
+        return given
+    method = f"{kind}_dataloader"
+    for owner in (datamodule, module):
+        if owner is not None and callable(getattr(owner, method, None)):
+            return getattr(owner, method)()
+    return None
+
+
+def batches(loader: Iterable[Any], count: float, skip: int = 0) -> Iterator[tuple[int, Any, bool]]:
+    """``(batch_idx, batch, is_last)`` for up to ``count`` batches, the first ``skip`` left out.
+
+    The loader's iterator is created now, not at the first batch, so a
+    sampler draws its order from the random state of this moment. Skipped
+    batches are not loaded when the loader is a plain DataLoader: its sampler
+    is advanced instead, so a resumed epoch sees exactly the remaining
+    batches of the interrupted one.
+    """
+    iterator = _iterator(loader, skip)
+    if count == math.inf:
+        return _with_lookahead(iterator, skip)
+    return _counted(iterator, int(count), skip)
+
+
+def _counted(iterator: Iterator[Any], count: int, start: int) -> Iterator[tuple[int, Any, bool]]:
+    last = count - 1
+    for batch_idx, batch in zip(range(start, count), iterator):
+        yield batch_idx, batch, batch_idx == last
+
+
+def _with_lookahead(iterator: Iterator[Any], start: int) -> Iterator[tuple[int, Any, bool]]:
+    try:
+        upcoming = next(iterator)
+    except StopIteration:
+        return
+    for batch_idx in itertools.count(start):
+        current = upcoming
+        try:
+            upcoming = next(iterator)
+        except StopIteration:
+            yield batch_idx, current, True
+            return
+        yield batch_idx, current, False
+
+
+def _iterator(loader: Iterable[Any], skip: int) -> Iterator[Any]:
+    if (
+        skip
+        and type(loader) is DataLoader
+        and loader.batch_sampler is not None
+        and not isinstance(loader.dataset, IterableDataset)
+    ):
+        return iter(_skipping_copy(loader, skip))
+    iterator = iter(loader)
+    for _ in range(skip):
+        next(iterator, None)
+    return iterator
+
+
+class _SkipFirst(Sampler[list[int]]):
+    """A batch sampler that draws its inner sampler's batches and drops the first ``skip``."""
+
+    def __init__(self, batch_sampler: Sequence[list[int]] | BatchSampler, skip: int) -> None:
+        self.batch_sampler, self.skip = batch_sampler, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return itertools.islice(iter(self.batch_sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.batch_sampler) - self.skip, 0)  # type: ignore[arg-type]
+
+
+def _skipping_copy(loader: DataLoader[Any], skip: int) -> DataLoader[Any]:
+    return _with_batch_sampler(loader, _SkipFirst(loader.batch_sampler, skip))  # type: ignore[arg-type]
+
+
+class IndexRecorder:
+    """Records the sample indices of each batch as a plain DataLoader's batch sampler draws them."""
+
+    def __init__(self, loader: Any, batch_sampler: Any) -> None:
+        self.loader, self._batch_sampler = loader, batch_sampler
+        self._drawn: list[list[int]] = []
+
+    @classmethod
+    def wrap(cls, loader: Any) -> IndexRecorder:
+        """A recorder whose ``loader`` yields what ``loader`` yields; without a batch sampler, records nothing."""
+        if type(loader) is not DataLoader or loader.batch_sampler is None:
+            return cls(loader, None)
+        recorder = cls(loader, loader.batch_sampler)
+        recorder.loader = _with_batch_sampler(loader, _Recording(loader.batch_sampler, recorder._drawn))
+        return recorder
+
+    def next_indices(self) -> list[int]:
+        """The indices of the batch just yielded (in order: batches come out in the order they were drawn)."""
+        return self._drawn.pop(0) if self._drawn else []
+
+
+class _Recording(Sampler[list[int]]):
+    def __init__(self, batch_sampler: Any, drawn: list[list[int]]) -> None:
+        self.batch_sampler, self.drawn = batch_sampler, drawn
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for indices in self.batch_sampler:
+            self.drawn.append(list(indices))
+            yield indices
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+def _with_batch_sampler(loader: DataLoader[Any], batch_sampler: Sampler[list[int]]) -> DataLoader[Any]:
+    """A DataLoader like ``loader`` (workers, collate, pinning ...) drawing from ``batch_sampler``."""
+    workers = loader.num_workers
+    return DataLoader(
+        loader.dataset,
+        batch_sampler=batch_sampler,
+        num_workers=workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        prefetch_factor=loader.prefetch_factor if workers else None,
+        persistent_workers=loader.persistent_workers if workers else False,
+        pin_memory_device=loader.pin_memory_device,
+    )

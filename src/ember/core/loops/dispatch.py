@@ -1,0 +1,82 @@
+"""Which of the model's hooks to call, and the batch-transfer sequence every loop runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ember.core.module_hooks import ModuleHooks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.core.module import Module
+    from ember.core.trainer import Trainer
+
+_BASES = frozenset(("ModuleHooks", "Module", "HyperparametersMixin"))
+_HOOK_NAMES = frozenset(name for name in vars(ModuleHooks) if not name.startswith("_"))
+
+
+def module_overrides(module: Module | None) -> frozenset[str]:
+    """The hooks of :class:`~ember.core.module_hooks.ModuleHooks` that ``module``'s class redefines."""
+    if module is None:
+        return frozenset()
+    found = set()
+    for name in _HOOK_NAMES:
+        for klass in type(module).__mro__:
+            if name in vars(klass):
+                if klass.__name__ not in _BASES or klass.__module__.split(".")[0] != "ember":
+                    found.add(name)
+                break
+    return frozenset(found)
+
+
+def transfer_batch(trainer: Trainer, batch: Any, dataloader_idx: int) -> Any:
+    """on_before_batch_transfer, transfer_batch_to_device, on_after_batch_transfer, then the precision cast.
+
+    The model's hooks run only when it overrides them or the batch must move
+    off the CPU, so a CPU run with default hooks does no work here.
+    """
+    module = trainer.lightning_module
+    overrides = trainer._module_hooks
+    if "on_before_batch_transfer" in overrides:
+        trainer._fx = "on_before_batch_transfer"
+        batch = module.on_before_batch_transfer(batch, dataloader_idx)  # type: ignore[union-attr]
+    device = trainer.strategy.root_device
+    if device.type != "cpu" or "transfer_batch_to_device" in overrides:
+        trainer._fx = "transfer_batch_to_device"
+        batch = module.transfer_batch_to_device(batch, device, dataloader_idx)  # type: ignore[union-attr]
+    if "on_after_batch_transfer" in overrides:
+        trainer._fx = "on_after_batch_transfer"
+        batch = module.on_after_batch_transfer(batch, dataloader_idx)  # type: ignore[union-attr]
+    return trainer._precision.convert_input(batch)
+
+
+_NO_OUTPUTS = object()
+
+
+def call_batch_hook(
+    trainer: Trainer,
+    name: str,
+    batch: Any,
+    batch_idx: int,
+    dataloader_idx: int,
+    several: bool,
+    outputs: Any = _NO_OUTPUTS,
+) -> None:
+    """An evaluation or predict batch hook: plugins always get ``dataloader_idx``, the model only with several loaders."""
+    trainer._fx = name
+    module = trainer.lightning_module
+    caller = trainer._callers.get(name)
+    if caller is not None:
+        if outputs is _NO_OUTPUTS:
+            caller(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx, dataloader_idx=dataloader_idx)
+        else:
+            caller(
+                trainer=trainer,
+                pl_module=module,
+                outputs=outputs,
+                batch=batch,
+                batch_idx=batch_idx,
+                dataloader_idx=dataloader_idx,
+            )
+    if name in trainer._module_hooks:
+        args = (batch, batch_idx) if outputs is _NO_OUTPUTS else (outputs, batch, batch_idx)
+        getattr(module, name)(*args, *((dataloader_idx,) if several else ()))

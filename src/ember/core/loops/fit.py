@@ -1,0 +1,79 @@
+"""Fit: the sanity check, then training epochs until a stopping condition holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ember.core.data import limited_length
+from ember.core.loops.evaluation import run_evaluation
+from ember.core.loops.training_epoch import TrainingEpoch
+from ember.core.state import RunningStage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.core.trainer import Trainer
+
+
+def run_fit(trainer: Trainer) -> None:
+    """Sanity check, on_train_start, epochs, on_train_end."""
+    _sanity_check(trainer)
+    trainer._load_loaders("train")
+    epoch_loop = TrainingEpoch(trainer)
+    trainer.state.stage = RunningStage.TRAINING
+    trainer._metrics.use("train", training=True)
+    trainer.lightning_module.train()  # type: ignore[union-attr]
+    trainer._hook("on_train_start")
+    progress = trainer.fit_progress
+    while not fit_done(trainer):
+        if trainer.reload_dataloaders_every_n_epochs and progress.batches_in_epoch == 0 and progress.epoch > 0:
+            if progress.epoch % trainer.reload_dataloaders_every_n_epochs == 0:
+                trainer._load_loaders("train")
+        epoch_loop.run()
+        if trainer.num_training_batches == 0:
+            break
+    trainer.state.stage = RunningStage.TRAINING
+    trainer._hook("on_train_end")
+
+
+def can_stop_early(trainer: Trainer) -> bool:
+    """Whether min_epochs and min_steps allow stopping now."""
+    progress = trainer.fit_progress
+    return (trainer.min_epochs is None or progress.epoch >= trainer.min_epochs) and (
+        trainer.min_steps is None or progress.global_step >= trainer.min_steps
+    )
+
+
+def max_steps_reached(trainer: Trainer) -> bool:
+    return trainer.max_steps not in (None, -1) and trainer.fit_progress.global_step >= trainer.max_steps
+
+
+def fit_done(trainer: Trainer) -> bool:
+    """Whether fit ends before the next epoch: max_epochs, max_steps, or should_stop once the minimums are met."""
+    if trainer.max_epochs not in (None, -1) and trainer.fit_progress.epoch >= trainer.max_epochs:
+        return True
+    if max_steps_reached(trainer):
+        return True
+    return trainer.should_stop and can_stop_early(trainer)
+
+
+def _sanity_check(trainer: Trainer) -> None:
+    steps = trainer.num_sanity_val_steps
+    if steps == 0 or not trainer._validation_enabled():
+        return
+    loaders = trainer._loaders.get("val")
+    trainer.sanity_checking = True
+    trainer.state.stage = RunningStage.SANITY_CHECKING
+    trainer._hook("on_sanity_check_start")
+    if loaders is None:
+        trainer._load_loaders("val")
+        loaders = trainer._loaders["val"]
+    counts = [
+        limited_length(loader, trainer.limit_val_batches, "limit_val_batches")
+        if steps == -1
+        else min(steps, limited_length(loader, trainer.limit_val_batches, "limit_val_batches"))
+        for loader in loaders
+    ]
+    run_evaluation(trainer, RunningStage.SANITY_CHECKING, loaders, counts)
+    trainer.state.stage = RunningStage.SANITY_CHECKING
+    trainer._hook("on_sanity_check_end")
+    trainer.sanity_checking = False
+    trainer._metrics.reset()

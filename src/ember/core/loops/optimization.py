@@ -1,0 +1,165 @@
+"""One training step: training_step, zero_grad, backward and the optimizer step, each with its hooks.
+
+Automatic optimization follows Lightning's closure order: training_step, then
+(on the first batch of an accumulation window) on_before_zero_grad and
+optimizer_zero_grad, then on_before_backward, backward, on_after_backward;
+the optimizer then runs on_before_optimizer_step and gradient clipping before
+it steps. Manual optimization leaves all of that to ``training_step``; the
+backward and optimizer-step hooks still fire through ``manual_backward`` and
+``optimizer.step()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ember.core.optimizers import SteppingOptimizer
+from ember.errors import MisconfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.core.trainer import Trainer
+
+
+class Optimization:
+    """Runs training steps for one fit; built when fit starts, after the plugins are registered."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.module = trainer.lightning_module
+        callers, overrides = trainer._callers, trainer._module_hooks
+        self.automatic = self.module.automatic_optimization  # type: ignore[union-attr]
+        self._cb = {
+            name: callers.get(name)
+            for name in ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        }
+        self._module = {name: name in overrides for name in self._cb}
+        self._clip = trainer.gradient_clip_val is not None or "configure_gradient_clipping" in overrides
+        if not self.automatic and trainer.gradient_clip_val is not None:
+            raise MisconfigurationError(
+                f"Trainer(gradient_clip_val={trainer.gradient_clip_val}) does not apply to manual optimization; "
+                "call self.clip_gradients(optimizer, gradient_clip_val=...) in training_step instead"
+            )
+        trainer._stepping_optimizers = [SteppingOptimizer(o, self.optimizer_step) for o in trainer.optimizers]
+        #: Whether the last training step ended an accumulation window.
+        self.stepped = False
+
+    # ------------------------------------------------------------ one batch
+    def run(self, batch: Any, batch_idx: int, is_last: bool) -> Any:
+        """Run the training step of one batch; return its outputs for on_train_batch_end."""
+        trainer, module = self.trainer, self.module
+        if not self.automatic:
+            trainer._fx = "training_step"
+            with trainer._precision.forward_context():
+                output = module.training_step(batch, batch_idx)  # type: ignore[union-attr]
+            self.stepped = True
+            return output
+        accumulate = trainer.accumulate_grad_batches
+        in_epoch = trainer.fit_progress.batches_in_epoch
+        self.stepped = (in_epoch + 1) % accumulate == 0 or is_last
+        closure = _Closure(self, batch, batch_idx, zero_grad=in_epoch % accumulate == 0)
+        if self.stepped:
+            trainer._fx = "optimizer_step"
+            module.optimizer_step(  # type: ignore[union-attr]
+                trainer.fit_progress.epoch, batch_idx, trainer._stepping_optimizers[0], closure
+            )
+        else:
+            closure()
+        return closure.outputs
+
+    # ------------------------------------------------- shared with manual mode
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """on_before_backward, the model's backward (through precision), on_after_backward."""
+        trainer, module = self.trainer, self.module
+        self._call("on_before_backward", loss=loss)
+        trainer._fx = "backward"
+        trainer._precision.backward(loss, module, *args, **kwargs)
+        self._call("on_after_backward")
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any = None) -> Any:
+        """What ``SteppingOptimizer.step`` does: precision-aware step, hooks, clipping; counts the step."""
+        result = self.trainer._precision.optimizer_step(
+            optimizer, closure, self._after_closure, skip_if_no_loss=self.automatic
+        )
+        self.trainer.fit_progress.global_step += 1
+        return result
+
+    def _after_closure(self, optimizer: torch.optim.Optimizer) -> None:
+        self._call("on_before_optimizer_step", optimizer=optimizer)
+        if self.automatic and self._clip:
+            trainer = self.trainer
+            trainer._fx = "configure_gradient_clipping"
+            self.module.configure_gradient_clipping(  # type: ignore[union-attr]
+                optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm
+            )
+
+    def zero_grad(self, batch_idx: int) -> None:
+        optimizer = self.trainer.optimizers[0]
+        self._call("on_before_zero_grad", optimizer=optimizer)
+        self.trainer._fx = "optimizer_zero_grad"
+        self.module.optimizer_zero_grad(self.trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
+
+    def _call(self, name: str, **kwargs: Any) -> None:
+        trainer = self.trainer
+        trainer._fx = name
+        caller = self._cb[name]
+        if caller is not None:
+            caller(trainer=trainer, pl_module=self.module, **kwargs)
+        if self._module[name]:
+            getattr(self.module, name)(*kwargs.values())
+
+
+class _Closure:
+    """training_step, zero_grad and backward for one batch; what optimizer.step(closure) calls.
+
+    Returns the loss (None when training_step returned None, which skips
+    backward), keeping the step's outputs for on_train_batch_end.
+    """
+
+    __slots__ = ("batch", "batch_idx", "optimization", "outputs", "zero_grad")
+
+    def __init__(self, optimization: Optimization, batch: Any, batch_idx: int, zero_grad: bool) -> None:
+        self.optimization, self.batch, self.batch_idx, self.zero_grad = optimization, batch, batch_idx, zero_grad
+        self.outputs: Any = None
+
+    def __call__(self) -> torch.Tensor | None:
+        optimization = self.optimization
+        trainer = optimization.trainer
+        trainer._fx = "training_step"
+        with trainer._precision.forward_context():
+            output = optimization.module.training_step(self.batch, self.batch_idx)  # type: ignore[union-attr]
+        loss = _loss_of(output)
+        self.outputs = _outputs_of(output, loss)
+        if self.zero_grad:
+            optimization.zero_grad(self.batch_idx)
+        if loss is None:
+            return None
+        accumulate = trainer.accumulate_grad_batches
+        optimization.backward(loss / accumulate if accumulate > 1 else loss)
+        return loss.detach()
+
+
+def _loss_of(output: Any) -> torch.Tensor | None:
+    if output is None or isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        if "loss" not in output:
+            raise MisconfigurationError(
+                f"training_step returned a dict with keys {sorted(output)}; with automatic optimization "
+                'it needs a "loss" key (or return the loss tensor, or None to skip the batch)'
+            )
+        return output["loss"]  # type: ignore[no-any-return]
+    raise MisconfigurationError(
+        f"training_step returned {type(output).__name__}; accepted are a loss tensor, a dict with a "
+        '"loss" key, or None to skip the batch'
+    )
+
+
+def _outputs_of(output: Any, loss: torch.Tensor | None) -> Any:
+    if loss is None:
+        return output
+    if isinstance(output, Mapping):
+        return {**output, "loss": loss.detach()}
+    return {"loss": loss.detach()}

@@ -1,0 +1,178 @@
+"""One training epoch: batches, validation inside the epoch, scheduler steps, step logging, epoch end.
+
+The per-batch path is kept short on purpose: hooks nobody implements are
+looked up once per fit and skipped, and logged values reach the loggers only
+every ``log_every_n_steps``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from ember.core.data import batches
+from ember.core.loops.dispatch import transfer_batch
+from ember.core.loops.evaluation import run_evaluation
+from ember.core.loops.optimization import Optimization
+from ember.core.seed import capture_rng, restore_rng
+from ember.core.state import RunningStage
+from ember.errors import EmberWarning, MisconfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.core.trainer import Trainer
+
+
+class TrainingEpoch:
+    """Runs training epochs for one fit; hook lookups are done once, here."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.optimization: Optimization = trainer._optimization
+        manager = trainer.plugin_manager
+        self._batch_start = trainer._callers.get("on_train_batch_start")
+        self._batch_end = trainer._callers.get("on_train_batch_end")
+        self._module_batch_start = "on_train_batch_start" in trainer._module_hooks
+        self._module_batch_end = "on_train_batch_end" in trainer._module_hooks
+        late = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls() if impl.trylast}
+        everyone = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls()}
+        self._epoch_end_early = manager.subset_hook_caller("on_train_epoch_end", late)
+        self._epoch_end_late = manager.subset_hook_caller("on_train_epoch_end", everyone - late)
+        self._has_early, self._has_late = bool(everyone - late), bool(late)
+
+    # ---------------------------------------------------------------- epoch
+    def run(self) -> None:
+        trainer, progress = self.trainer, self.trainer.fit_progress
+        module = trainer.lightning_module
+        loader = trainer._loaders["train"][0]
+        count = trainer.num_training_batches
+        skip = progress.batches_in_epoch
+        _set_sampler_epoch(loader, progress.epoch)
+        if skip == 0:
+            progress.epoch_rng = capture_rng()
+            trainer._hook("on_train_epoch_start")
+            iterator = batches(loader, count)
+        else:
+            now = capture_rng()
+            if progress.epoch_rng is not None:
+                restore_rng(progress.epoch_rng)
+            iterator = batches(loader, count, skip)
+            restore_rng(now)
+        store, optimization = trainer._metrics, self.optimization
+        batch_start, batch_end = self._batch_start, self._batch_end
+        module_start, module_end = self._module_batch_start, self._module_batch_end
+        with contextlib.closing(iterator):
+            for batch_idx, batch, is_last in iterator:
+                batch = transfer_batch(trainer, batch, 0)
+                store.batch = batch
+                trainer._fx = "on_train_batch_start"
+                if batch_start is not None:
+                    batch_start(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
+                if module_start and module.on_train_batch_start(batch, batch_idx) == -1:  # type: ignore[union-attr]
+                    break
+                outputs = optimization.run(batch, batch_idx, is_last)
+                stepped = optimization.stepped and optimization.automatic
+                if stepped and trainer.lr_scheduler_configs:
+                    self._step_schedulers("step", plateau=False, batch_idx=batch_idx)
+                    if is_last:
+                        self._step_schedulers("epoch", plateau=False)
+                trainer._fx = "on_train_batch_end"
+                if batch_end is not None:
+                    batch_end(trainer=trainer, pl_module=module, outputs=outputs, batch=batch, batch_idx=batch_idx)
+                if module_end:
+                    module.on_train_batch_end(outputs, batch, batch_idx)  # type: ignore[union-attr]
+                progress.batches_in_epoch += 1
+                progress.total_batches += 1
+                if (progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop:
+                    trainer._log_to_loggers(store.take_step_metrics(), step=progress.stepped_batches)
+                if self._should_validate(batch_idx, is_last):
+                    self._validate()
+                if stepped and trainer.lr_scheduler_configs:
+                    self._step_schedulers("step", plateau=True, batch_idx=batch_idx)
+                if optimization.stepped:
+                    progress.stepped_batches += 1
+                if _should_end_epoch(trainer):
+                    break
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        trainer, progress = self.trainer, self.trainer.fit_progress
+        progress.epoch_done = True
+        trainer._fx = "on_train_epoch_end"
+        if self._has_early:
+            self._epoch_end_early(trainer=trainer, pl_module=trainer.lightning_module)
+        if "on_train_epoch_end" in trainer._module_hooks:
+            trainer.lightning_module.on_train_epoch_end()  # type: ignore[union-attr]
+        if self._has_late:
+            self._epoch_end_late(trainer=trainer, pl_module=trainer.lightning_module)
+        logged = trainer._metrics.end_epoch()
+        trainer._log_to_loggers(logged, step=max(progress.stepped_batches - 1, 0))
+        if trainer.lr_scheduler_configs and self.optimization.automatic:
+            self._step_schedulers("epoch", plateau=True)
+        progress.epoch += 1
+        progress.batches_in_epoch = 0
+        progress.epoch_done = False
+        progress.epoch_rng = None
+
+    # ----------------------------------------------------------- validation
+    def _should_validate(self, batch_idx: int, is_last: bool) -> bool:
+        trainer = self.trainer
+        if not trainer._validation_enabled():
+            return False
+        every = trainer.check_val_every_n_epoch
+        if every is not None and (trainer.fit_progress.epoch + 1) % every != 0:
+            return False
+        from ember.core.loops.fit import can_stop_early
+
+        if trainer.should_stop and can_stop_early(trainer):
+            return True
+        interval = trainer.val_check_batch
+        if interval == math.inf:
+            return is_last
+        current = trainer.fit_progress.total_batches - 1 if every is None else batch_idx
+        return (current + 1) % int(interval) == 0
+
+    def _validate(self) -> None:
+        trainer = self.trainer
+        if "val" not in trainer._loaders:
+            trainer._load_loaders("val")
+        run_evaluation(trainer, RunningStage.VALIDATING, trainer._loaders["val"], trainer.num_val_batches)
+        trainer.state.stage = RunningStage.TRAINING
+
+    # ----------------------------------------------------------- schedulers
+    def _step_schedulers(self, interval: str, plateau: bool, batch_idx: int = 0) -> None:
+        trainer = self.trainer
+        index = (batch_idx if interval == "step" else trainer.fit_progress.epoch) + 1
+        for config in trainer.lr_scheduler_configs:
+            if config.interval != interval or config.reduce_on_plateau != plateau or index % config.frequency:
+                continue
+            metric = None
+            if config.reduce_on_plateau:
+                metrics = trainer.callback_metrics
+                metric = metrics.get(config.monitor)
+                if metric is None:
+                    message = (
+                        f"ReduceLROnPlateau monitors {config.monitor!r}, which was not logged; "
+                        f"available metrics are: {sorted(metrics) or 'none'}"
+                    )
+                    if config.strict:
+                        raise MisconfigurationError(message + ' (set "strict": False in the lr_scheduler dict to skip)')
+                    warnings.warn(message + "; the scheduler was not stepped", EmberWarning, stacklevel=2)
+                    continue
+            trainer._fx = "lr_scheduler_step"
+            trainer.lightning_module.lr_scheduler_step(config.scheduler, metric)  # type: ignore[union-attr]
+
+
+def _should_end_epoch(trainer: Trainer) -> bool:
+    from ember.core.loops.fit import can_stop_early, max_steps_reached
+
+    return max_steps_reached(trainer) or (trainer.should_stop and can_stop_early(trainer))
+
+
+def _set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Reseed epoch-aware samplers (DistributedSampler) so each epoch shuffles differently."""
+    for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)

@@ -1,0 +1,293 @@
+"""ember's host policy on top of pluggy: what counts as a hook, call order, and errors.
+
+* A :class:`~ember.Callback` contributes the hooks it overrides and nothing
+  else; they are called positionally, as Lightning calls them, so parameter
+  names may differ from the spec's and ``*args`` works.
+* Any other object or module contributes its ``@ember.hookimpl`` functions,
+  which pluggy binds by name; a name the spec lacks, or a hook ember does not
+  have, is a :class:`~ember.errors.PluginError` at registration.
+* Implementations run in registration order (first registered, first called)
+  within each of pluggy's groups: ``tryfirst``, plain, ``trylast``; wrappers
+  surround them, the first registered outermost. This is Lightning's list
+  order, where pluggy alone would call the last registered first. An
+  ordering option on a base class's method is inherited by its overrides, so
+  a subclass of ModelCheckpoint still runs last.
+
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pluggy
+
+from ember import hookspecs
+from ember.callback import Callback
+from ember.errors import PluginError
+from ember.markers import PROJECT_NAME
+
+HOOK_NAMES: frozenset[str] = frozenset(
+    name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), PROJECT_NAME + "_spec")
+)
+
+
+def spec_argnames(hook_name: str) -> tuple[str, ...]:
+    """The argument names of a hook, in the order Lightning passes them."""
+    return tuple(inspect.signature(getattr(hookspecs, hook_name)).parameters)
+
+
+_IMPL_ATTR = PROJECT_NAME + "_impl"
+_PLAIN_OPTS: dict[str, Any] = {"tryfirst": False, "trylast": False, "wrapper": False, "hookwrapper": False}
+
+
+class PluginManager(pluggy.PluginManager):
+    """The plugin manager each Trainer owns; see the module docstring for its rules."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self._rank: dict[int, int] = {}
+        self._next_rank = 0
+        self._faces: dict[int, CallbackHooks] = {}
+        self._origins: dict[str, str] = {}
+        #: Bumped on every (un)registration, so callers can cache what they derive.
+        self.generation = 0
+
+    # ---------------------------------------------------------- registration
+    def register(self, plugin: object, name: str | None = None, origin: str | None = None) -> str | None:
+        """Register a Callback or a hookimpl plugin; return its name, or None if the name is blocked.
+
+        :param origin: where the plugin comes from, e.g. ``"ember-foo 1.2"``, for error messages.
+        """
+        face: object = plugin
+        if isinstance(plugin, Callback):
+            face = CallbackHooks(plugin, self._label(plugin, name, origin))
+        name = name or self._unique_name(plugin)
+        if origin is not None:
+            self._origins[name] = origin
+        if not isinstance(plugin, Callback):
+            self._check_hook_names(plugin, name)
+        try:
+            registered = super().register(face, name)
+        except pluggy.PluginValidationError as error:
+            raise PluginError(self._explain(plugin, name, str(error))) from None
+        if registered is None:
+            return None
+        if face is not plugin:
+            self._faces[id(plugin)] = face  # type: ignore[assignment]
+        self._rank[id(face)] = self._next_rank
+        self._next_rank += 1
+        for caller in self.get_hookcallers(face) or ():
+            _sort_impls(caller, self._rank)
+        self.generation += 1
+        return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        """Unregister a plugin given as registered (a Callback, module or object) or by name."""
+        if plugin is not None:
+            plugin = self._faces.pop(id(plugin), plugin)
+        removed = super().unregister(plugin=plugin, name=name)
+        self.generation += 1
+        if isinstance(removed, CallbackHooks):
+            self._faces.pop(id(removed.callback), None)
+            return removed.callback
+        return removed
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        if isinstance(plugin, CallbackHooks):
+            return plugin.opts.get(name)
+        return super().parse_hookimpl_opts(plugin, name)
+
+    # ------------------------------------------------------------- questions
+    def plugin_of(self, impl: pluggy.HookImpl) -> object:
+        """The object the user registered for ``impl``: the Callback, not its face."""
+        return impl.plugin.callback if isinstance(impl.plugin, CallbackHooks) else impl.plugin
+
+    def callers(self) -> dict[str, pluggy.HookCaller]:
+        """Hook callers that have at least one implementation, by hook name."""
+        return {name: caller for name in HOOK_NAMES if (caller := getattr(self.hook, name)).get_hookimpls()}
+
+    def implementations(self, hook_name: str) -> Iterator[tuple[str, object, Callable[..., Any]]]:
+        """``(plugin name, plugin, function)`` for each implementation of a hook, in call order."""
+        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+            yield impl.plugin_name, self.plugin_of(impl), impl.function
+
+    def origin(self, name: str) -> str | None:
+        """Where the plugin registered under ``name`` came from, if known."""
+        return self._origins.get(name)
+
+    def blame(self, exception: BaseException) -> tuple[str, str] | None:
+        """``(plugin name, hook name)`` of the implementation ``exception`` was raised in, if any."""
+        code_owner: dict[types.CodeType, tuple[str, str]] = {}
+        for hook_name in HOOK_NAMES:
+            for impl in getattr(self.hook, hook_name).get_hookimpls():
+                for function in (impl.function, getattr(impl.plugin, "targets", {}).get(hook_name)):
+                    code = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__code__", None)
+                    if code is not None:
+                        code_owner[code] = (impl.plugin_name, hook_name)
+        owner = None
+        traceback = exception.__traceback__
+        while traceback is not None:
+            owner = code_owner.get(traceback.tb_frame.f_code, owner)
+            traceback = traceback.tb_next
+        return owner
+
+    def describe(self, name: str) -> str:
+        """``'NAME'`` or ``'NAME' (from ORIGIN)`` for messages."""
+        origin = self._origins.get(name)
+        return f"{name!r}" + (f" (from {origin})" if origin else "")
+
+    # -------------------------------------------------------------- helpers
+    def _unique_name(self, plugin: object) -> str:
+        base = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
+        base = base or type(plugin).__qualname__
+        name, n = base, 1
+        while name in self._name2plugin:
+            n += 1
+            name = f"{base}#{n}"
+        return name
+
+    def _label(self, plugin: object, name: str | None, origin: str | None) -> str:
+        label = repr(name) if name else type(plugin).__qualname__
+        return label + (f" (from {origin})" if origin else "")
+
+    def _check_hook_names(self, plugin: object, name: str) -> None:
+        for attr in dir(plugin):
+            opts = super().parse_hookimpl_opts(plugin, attr)
+            if opts is None or opts.get("optionalhook"):
+                continue
+            hook_name = opts.get("specname") or attr
+            if hook_name not in HOOK_NAMES:
+                close = [h for h in sorted(HOOK_NAMES) if _similar(h, hook_name)]
+                hint = f"; did you mean {close[0]!r}?" if close else "; `ember hooks` lists them"
+                raise PluginError(f"plugin {self.describe(name)} implements unknown hook {hook_name!r}{hint}")
+
+    def _explain(self, plugin: object, name: str, pluggy_message: str) -> str:
+        for hook_name in HOOK_NAMES:
+            if f"hook {hook_name!r}" in pluggy_message:
+                if "can not be found in the hookspec" in pluggy_message:
+                    bad = pluggy_message.split("Argument(s) ")[1].split(" are declared")[0]
+                    return (
+                        f"plugin {self.describe(name)}: hook {hook_name!r} takes argument(s) {bad}, "
+                        f"which the hook does not have; it accepts any of: {', '.join(spec_argnames(hook_name))}"
+                    )
+                return f"plugin {self.describe(name)}: hook {hook_name!r}: {pluggy_message.splitlines()[-1]}"
+        return f"plugin {self.describe(name)}: {pluggy_message}"
+
+
+class CallbackHooks:
+    """The face a Callback shows pluggy: one attribute per hook it overrides.
+
+    Each attribute is either the callback's bound method, when its parameters
+    are exactly the spec's, or an adapter that passes the spec's arguments
+    positionally, as Lightning does.
+    """
+
+    def __init__(self, callback: Callback, label: str) -> None:
+        self.callback = callback
+        self.opts: dict[str, dict[str, Any]] = {}
+        self.targets: dict[str, Callable[..., Any]] = {}
+        for hook_name in sorted(HOOK_NAMES):
+            function = _override(callback, hook_name)
+            if function is None:
+                continue
+            argnames = spec_argnames(hook_name)
+            self.targets[hook_name] = function
+            setattr(self, hook_name, _positional(function, hook_name, argnames, label))
+            self.opts[hook_name] = _inherited_opts(callback, hook_name)
+
+    def __repr__(self) -> str:
+        return f"<hooks of {self.callback!r}>"
+
+
+def _override(callback: Callback, hook_name: str) -> Callable[..., Any] | None:
+    """The callback's own implementation of ``hook_name``, or None if it only inherits Callback's no-op."""
+    own = vars(callback).get(hook_name)
+    if callable(own):
+        return own
+    for klass in type(callback).__mro__:
+        if hook_name in klass.__dict__:
+            return None if klass is Callback else getattr(callback, hook_name)
+    return None
+
+
+def _inherited_opts(callback: Callback, hook_name: str) -> dict[str, Any]:
+    """Ordering options from the nearest ``@hookimpl`` marker on this hook up the class hierarchy."""
+    own = vars(callback).get(hook_name)
+    candidates = [own] if own is not None else []
+    candidates += [k.__dict__[hook_name] for k in type(callback).__mro__ if hook_name in k.__dict__]
+    for candidate in candidates:
+        opts = getattr(candidate, _IMPL_ATTR, None)
+        if opts is not None:
+            return {**_PLAIN_OPTS, **opts}
+    return dict(_PLAIN_OPTS)
+
+
+def _positional(
+    function: Callable[..., Any], hook_name: str, argnames: tuple[str, ...], label: str
+) -> Callable[..., Any]:
+    """``function`` itself when pluggy can call it as is, else an adapter with the spec's parameters."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: pass everything
+        return _adapter(argnames, len(argnames))(function)
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return _adapter(argnames, len(argnames))(function)
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > len(argnames):
+        raise PluginError(
+            f"callback {label}: {hook_name}() requires {len(required)} arguments "
+            f"({', '.join(p.name for p in required)}) but the hook passes {len(argnames)}: "
+            f"({', '.join(argnames)})"
+        )
+    if tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
+        return function
+    return _adapter(argnames, min(len(positional), len(argnames)))(function)
+
+
+_ADAPTERS: dict[tuple[tuple[str, ...], int], Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
+
+
+def _adapter(argnames: tuple[str, ...], count: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A factory of functions named by the spec that pass the first ``count`` arguments on positionally.
+
+    pluggy binds by the parameter names in a function's code object, so the
+    adapter's code must carry the spec's names; it is compiled once per shape.
+    """
+    key = (argnames, count)
+    if key not in _ADAPTERS:
+        params = ", ".join(argnames)
+        source = f"def make(target):\n    def hook({params}):\n        return target({', '.join(argnames[:count])})\n    return hook\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<ember adapter {params}>", "exec"), namespace)  # noqa: S102
+        _ADAPTERS[key] = namespace["make"]
+    return _ADAPTERS[key]
+
+
+def _sort_impls(caller: pluggy.HookCaller, rank: dict[int, int]) -> None:
+    """Order a hook's implementations first-registered-first within each pluggy group.
+
+    pluggy keeps implementations in the reverse of call order, grouped as
+    trylast, plain, tryfirst, then wrappers in the same three groups; it
+    places a new one to be called first in its group. Sorting on the same
+    grouping with the registration rank descending keeps pluggy's groups and
+    makes the order within each one Lightning's.
+    """
+    caller._hookimpls.sort(
+        key=lambda impl: (
+            bool(impl.wrapper or impl.hookwrapper),
+            int(impl.tryfirst) - int(impl.trylast),
+            -rank.get(id(impl.plugin), -1),
+        )
+    )
+
+
+def _similar(a: str, b: str) -> bool:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio() > 0.8

@@ -1,0 +1,185 @@
+"""One call of fit, validate, test or predict, from attaching the model to teardown, in Lightning's order.
+
+configure_callbacks, prepare_data, setup (datamodule, callbacks, model),
+configure_model, restoring weights and callback state from ``ckpt_path``,
+moving the model to its device, configure_optimizers, on_fit_start,
+restoring optimizer and loop state, the stage itself, on_fit_end, teardown.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ember.core.callbacks_list import as_callback_list
+from ember.core.loops.evaluation import print_results, run_evaluation
+from ember.core.loops.optimization import Optimization
+from ember.core.optimizers import parse_optimizers
+from ember.core.precision import Precision
+from ember.core.state import RunningStage, TrainerFn, TrainerStatus
+from ember.errors import MisconfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.core.module import Module
+    from ember.core.trainer import Trainer
+
+_STAGES = {
+    TrainerFn.VALIDATING: RunningStage.VALIDATING,
+    TrainerFn.TESTING: RunningStage.TESTING,
+    TrainerFn.PREDICTING: RunningStage.PREDICTING,
+}
+
+
+def run(
+    trainer: Trainer,
+    fn: TrainerFn,
+    model: Module,
+    loaders: dict[str, Any],
+    datamodule: Any,
+    ckpt_path: str | Path | None,
+    options: dict[str, Any],
+) -> Any:
+    """Run ``fn`` on ``model``; return what the user-facing method returns."""
+    _attach(trainer, fn, model, loaders, datamodule)
+    trainer._fx = "configure_callbacks"
+    trainer._set_plugins(trainer._user_callbacks, as_callback_list(model.configure_callbacks()))
+    trainer._refresh_hook_table()
+    trainer._precision = Precision(trainer._precision_flag, trainer.strategy.root_device)
+    if trainer.strategy.local_rank == 0:
+        for owner in (datamodule, model):
+            if owner is not None and callable(getattr(owner, "prepare_data", None)):
+                trainer._fx = "prepare_data"
+                owner.prepare_data()
+    trainer.strategy.setup_environment()
+    stage = fn.value
+    if datamodule is not None and callable(getattr(datamodule, "setup", None)):
+        datamodule.setup(stage)
+    trainer._hook("setup", stage=stage)
+    if "configure_model" in trainer._module_hooks:
+        trainer._fx = "configure_model"
+        model.configure_model()
+    trainer._refresh_hook_table()
+    checkpoint = _load_checkpoint(trainer, ckpt_path)
+    if checkpoint is not None:
+        from ember.core.checkpoint import restore_modules_and_callbacks
+
+        restore_modules_and_callbacks(trainer, checkpoint)
+    trainer._metrics.reset()
+    trainer._precision.convert_module(model)
+    trainer.model = trainer.strategy.setup_module(model)
+    if fn == TrainerFn.FITTING:
+        _configure_optimizers(trainer, model)
+        trainer._hook("on_fit_start")
+    _log_hyperparams(trainer)
+    if checkpoint is not None and fn == TrainerFn.FITTING:
+        from ember.core.checkpoint import restore_training_state
+
+        restore_training_state(trainer, checkpoint)
+    results = _run_stage(trainer, fn, options)
+    if fn == TrainerFn.FITTING:
+        trainer._hook("on_fit_end")
+    if datamodule is not None and callable(getattr(datamodule, "teardown", None)):
+        datamodule.teardown(stage)
+    trainer._hook("teardown", stage=stage)
+    for logger in trainer.loggers:
+        logger.finalize("success")
+    trainer.strategy.teardown()
+    trainer.state.status = TrainerStatus.FINISHED
+    trainer.state.stage = None
+    trainer._fx = None
+    return results
+
+
+def _attach(trainer: Trainer, fn: TrainerFn, model: Module, loaders: dict[str, Any], datamodule: Any) -> None:
+    trainer.state.fn = fn
+    trainer.state.status = TrainerStatus.RUNNING
+    trainer.state.stage = None
+    trainer.should_stop = False
+    trainer.interrupted = False
+    trainer.lightning_module = model
+    trainer.model = model
+    model.trainer = trainer
+    trainer.datamodule = datamodule
+    if datamodule is not None:
+        datamodule.trainer = trainer
+    trainer._given_loaders = loaders
+    trainer._loaders = {}
+    trainer._val_enabled = None
+    if fn == TrainerFn.FITTING:
+        if model.automatic_optimization is False and trainer.accumulate_grad_batches != 1:
+            raise MisconfigurationError(
+                f"Trainer(accumulate_grad_batches={trainer.accumulate_grad_batches}) does not apply to manual "
+                "optimization; accumulate in training_step instead"
+            )
+        if not callable(getattr(model, "training_step", None)):
+            raise MisconfigurationError(f"{type(model).__qualname__} has no training_step(); fit() needs one")
+
+
+def _configure_optimizers(trainer: Trainer, model: Module) -> None:
+    trainer._fx = "configure_optimizers"
+    if not callable(getattr(model, "configure_optimizers", None)):
+        raise MisconfigurationError(f"{type(model).__qualname__} has no configure_optimizers(); fit() needs one")
+    optimizers, schedulers = parse_optimizers(model.configure_optimizers())
+    if model.automatic_optimization and len(optimizers) > 1:
+        raise MisconfigurationError(
+            f"configure_optimizers() returned {len(optimizers)} optimizers; several optimizers need manual "
+            "optimization: set self.automatic_optimization = False and step them in training_step"
+        )
+    if model.automatic_optimization and not optimizers:
+        raise MisconfigurationError(
+            "configure_optimizers() returned no optimizer; automatic optimization needs one "
+            "(return an optimizer, or set self.automatic_optimization = False)"
+        )
+    trainer.optimizers, trainer.lr_scheduler_configs = optimizers, schedulers
+    trainer._optimization = Optimization(trainer)
+
+
+def _load_checkpoint(trainer: Trainer, ckpt_path: Any) -> dict[str, Any] | None:
+    if ckpt_path is None:
+        return None
+    from ember.core.checkpoint import load_for_resume, resolve_ckpt_path
+
+    path = resolve_ckpt_path(trainer, ckpt_path)
+    if path is None:
+        return None
+    trainer.ckpt_path = str(path)
+    return load_for_resume(path)
+
+
+def _log_hyperparams(trainer: Trainer) -> None:
+    if not trainer.loggers or not trainer.is_global_zero:
+        return
+    params: dict[str, Any] = {}
+    model, datamodule = trainer.lightning_module, trainer.datamodule
+    for owner in (model, datamodule):
+        if owner is not None and getattr(owner, "_log_hyperparams", True):
+            params.update(copy.copy(getattr(owner, "hparams_initial", {}) or {}))
+    for logger in trainer.loggers:
+        if params:
+            logger.log_hyperparams(params)
+        logger.save()
+
+
+def _run_stage(trainer: Trainer, fn: TrainerFn, options: dict[str, Any]) -> Any:
+    if fn == TrainerFn.FITTING:
+        from ember.core.loops.fit import run_fit
+
+        run_fit(trainer)
+        return None
+    stage = _STAGES[fn]
+    if fn == TrainerFn.PREDICTING:
+        from ember.core.loops.prediction import run_prediction
+
+        return run_prediction(trainer, options.get("return_predictions", True))
+    kind = stage.dataloader_prefix
+    step_name = f"{stage.hook_prefix}_step"
+    if not callable(getattr(trainer.lightning_module, step_name, None)):
+        raise MisconfigurationError(
+            f"{type(trainer.lightning_module).__qualname__} has no {step_name}(); Trainer.{fn.value}() needs one"
+        )
+    trainer._load_loaders(kind)
+    results = run_evaluation(trainer, stage, trainer._loaders[kind], trainer._counts(kind))
+    if options.get("verbose", True) and trainer.is_global_zero:
+        print_results(stage, results)
+    return results

@@ -1,0 +1,96 @@
+"""One process, one device: the Strategy interface with nothing to communicate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class Strategy:
+    """Where a run executes and how its processes talk; the single-process case.
+
+    Callbacks and plugins use ``barrier``, ``broadcast``, ``reduce``,
+    ``reduce_boolean_decision`` and ``all_gather`` through
+    ``trainer.strategy``; on one process they return their input.
+    """
+
+    launches_processes = False
+
+    def __init__(self, device: torch.device) -> None:
+        self.root_device = device
+
+    # ------------------------------------------------------------- topology
+    @property
+    def global_rank(self) -> int:
+        return 0
+
+    @property
+    def local_rank(self) -> int:
+        return 0
+
+    @property
+    def node_rank(self) -> int:
+        return 0
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def num_processes(self) -> int:
+        return 1
+
+    @property
+    def is_global_zero(self) -> bool:
+        return self.global_rank == 0
+
+    # --------------------------------------------------------- communication
+    def barrier(self, name: str | None = None) -> None:
+        """Wait until every process reaches this point."""
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """``obj`` as process ``src`` holds it, on every process."""
+        return obj
+
+    def reduce(self, tensor: torch.Tensor, reduce_op: str = "mean") -> torch.Tensor:
+        """``tensor`` reduced over processes with "mean", "sum", "max" or "min"."""
+        return tensor
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
+        """True when every process (``all=True``) or any process (``all=False``) decided True."""
+        return bool(decision)
+
+    def all_gather(self, tensor: torch.Tensor, sync_grads: bool = False) -> torch.Tensor:
+        """``tensor`` from every process, stacked along a new first dimension (as is on one process)."""
+        return tensor
+
+    # ----------------------------------------------------------------- setup
+    def launch(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``function`` in this process (distributed strategies start the others first)."""
+        return function(*args, **kwargs)
+
+    def setup_environment(self) -> None:
+        """Prepare the process (process group, device) before the model is built."""
+        if self.root_device.type == "cuda":
+            torch.cuda.set_device(self.root_device)
+
+    def setup_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Move the model to the device; return what the loops call (a wrapper under DDP)."""
+        module.to(self.root_device)
+        return module
+
+    def process_dataloader(self, loader: Any, kind: str, use_distributed_sampler: bool) -> Any:
+        """The loader each process iterates (distributed strategies give each rank its shard)."""
+        return loader
+
+    def on_exception(self, exception: BaseException) -> None:
+        """Called when the run raised, before the exception propagates."""
+
+    def teardown(self) -> None:
+        """Release what ``setup_environment`` took."""
+
+
+class SingleDeviceStrategy(Strategy):
+    """The default: everything in this process, on one device."""

@@ -1,0 +1,26 @@
+"""The exceptions and warnings ember raises on purpose.
+
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+
+class MisconfigurationError(ValueError):
+    """A flag, argument or return value has a value ember cannot accept."""
+
+
+class PluginError(Exception):
+    """A plugin cannot be registered or loaded: it names the plugin, its origin and the hook."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin was left out; the message says which one and why."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written or read back; the message names the file and the problem."""
+
+
+class EmberWarning(UserWarning):
+    """Something ember worked around but the user should know about."""

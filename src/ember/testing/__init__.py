@@ -1,0 +1,43 @@
+"""ember.testing: what a plugin author needs to test a callback in a few lines.
+
+Installed with ember as a pytest plugin (entry point ``pytest11``), it gives
+every test these fixtures:
+
+* ``trainer_factory`` -- ``trainer_factory(callbacks=[MyCallback()], max_epochs=2)`` returns a
+  Trainer with fast defaults (no progress bar, no summary, no checkpointing,
+  logs in a temporary folder) that any keyword overrides;
+* ``tiny_model`` / ``tiny_datamodule`` -- a small regression model and its data;
+* ``hook_recorder`` -- a callback that records every hook call, with
+  ``assert_sequence([...])`` to check an order.
+
+Example::
+
+    def test_my_callback_counts_batches(trainer_factory, tiny_model):
+        counter = BatchCounter()
+        trainer_factory(callbacks=[counter], max_epochs=1, limit_train_batches=3).fit(tiny_model)
+        assert counter.batches == 3
+
+Importing this package does not import torch; the names below load it on use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = ["HookRecorder", "TinyDataModule", "TinyModel", "make_trainer", "recording_module"]
+
+_LAZY = {
+    "HookRecorder": "ember.testing.recorder",
+    "recording_module": "ember.testing.recorder",
+    "TinyDataModule": "ember.testing.models",
+    "TinyModel": "ember.testing.models",
+    "make_trainer": "ember.testing.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ember.testing' has no attribute {name!r}")
+    return getattr(import_module(module), name)

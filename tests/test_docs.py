@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,11 @@ def python_blocks(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
 def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    module = types.ModuleType(f"docs_{page.stem}")  # a real module, so examples may register themselves as plugins
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for number, block in enumerate(python_blocks(page), 1):
         code = compile(block, f"{page.name} (block {number})", "exec")
-        exec(code, namespace)  # noqa: S102 - the examples are ours
+        exec(code, module.__dict__)  # noqa: S102 - the examples are ours
 
 
 def test_every_feature_page_is_listed_in_the_index() -> None:

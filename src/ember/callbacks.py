@@ -14,7 +14,32 @@ from ember.callback import Callback, Checkpoint
 __all__ = ["Callback", "Checkpoint"]
 
 #: Public name -> module under ember.plugins that defines it.
-BUILTINS: dict[str, str] = {}
+BUILTINS: dict[str, str] = {
+    "BackboneFinetuning": "finetuning",
+    "BaseFinetuning": "finetuning",
+    "BasePredictionWriter": "prediction_writer",
+    "BatchSizeFinder": "batch_size_finder",
+    "DeviceStatsMonitor": "device_stats_monitor",
+    "EMAWeightAveraging": "weight_averaging",
+    "EarlyStopping": "early_stopping",
+    "GradientAccumulationScheduler": "gradient_accumulation_scheduler",
+    "LambdaCallback": "lambda_function",
+    "LearningRateFinder": "lr_finder",
+    "LearningRateMonitor": "lr_monitor",
+    "ModelCheckpoint": "model_checkpoint",
+    "ModelPruning": "pruning",
+    "ModelSummary": "model_summary",
+    "OnExceptionCheckpoint": "on_exception_checkpoint",
+    "ProgressBar": "progress_bar",
+    "RichModelSummary": "rich_model_summary",
+    "RichProgressBar": "rich_progress",
+    "SpikeDetection": "spike_detection",
+    "StochasticWeightAveraging": "stochastic_weight_avg",
+    "TQDMProgressBar": "tqdm_progress",
+    "ThroughputMonitor": "throughput_monitor",
+    "Timer": "timer",
+    "WeightAveraging": "weight_averaging",
+}
 
 
 def __getattr__(name: str) -> Any:

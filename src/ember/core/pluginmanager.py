@@ -144,7 +144,7 @@ class PluginManager(pluggy.PluginManager):
     # -------------------------------------------------------------- helpers
     def _unique_name(self, plugin: object) -> str:
         base = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
-        base = base or type(plugin).__qualname__
+        base = base or type(plugin).__name__
         name, n = base, 1
         while name in self._name2plugin:
             n += 1
@@ -152,7 +152,7 @@ class PluginManager(pluggy.PluginManager):
         return name
 
     def _label(self, plugin: object, name: str | None, origin: str | None) -> str:
-        label = repr(name) if name else type(plugin).__qualname__
+        label = repr(name) if name else type(plugin).__name__
         return label + (f" (from {origin})" if origin else "")
 
     def _check_hook_names(self, plugin: object, name: str) -> None:
@@ -170,7 +170,7 @@ class PluginManager(pluggy.PluginManager):
         for hook_name in HOOK_NAMES:
             if f"hook {hook_name!r}" in pluggy_message:
                 if "can not be found in the hookspec" in pluggy_message:
-                    bad = pluggy_message.split("Argument(s) ")[1].split(" are declared")[0]
+                    bad = pluggy_message.split("Argument(s) ")[1].split(" are declared")[0].strip("{}")
                     return (
                         f"plugin {self.describe(name)}: hook {hook_name!r} takes argument(s) {bad}, "
                         f"which the hook does not have; it accepts any of: {', '.join(spec_argnames(hook_name))}"

@@ -29,13 +29,20 @@ class HookRecorder(Callback):
     :param prefix: prepended to each recorded name (e.g. ``"cb."`` to interleave with a model's calls).
     :param calls: a list to append to, shared with a recording model to see the interleaving.
     :param record_args: also keep each call's arguments in ``call_args``.
+    :param name: tells recorders apart in checkpoints (their ``state_key``) when a Trainer has several.
     """
 
-    def __init__(self, prefix: str = "", calls: list[str] | None = None, record_args: bool = False) -> None:
-        self.prefix = prefix
+    def __init__(
+        self, prefix: str = "", calls: list[str] | None = None, record_args: bool = False, name: str = ""
+    ) -> None:
+        self.prefix, self.name = prefix, name
         self.calls: list[str] = calls if calls is not None else []
         self.call_args: list[tuple[str, tuple[Any, ...]]] = []
         self._record_args = record_args
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name) if self.name else "HookRecorder"
 
     def names(self, *hooks: str) -> list[str]:
         """The recorded calls of just these hooks (all when none are given), in order."""

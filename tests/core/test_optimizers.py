@@ -1,0 +1,119 @@
+"""Every return form of configure_optimizers, and when schedulers step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ember.errors import MisconfigurationError
+from ember.testing import TinyModel
+
+
+def model_returning(make) -> TinyModel:
+    class Model(TinyModel):
+        def configure_optimizers(self):
+            return make(self)
+
+    return Model()
+
+
+def sgd(model: TinyModel, lr: float = 0.1) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda m: sgd(m),
+        lambda m: [sgd(m)],
+        lambda m: ([sgd(m)], []),
+        lambda m: {"optimizer": sgd(m)},
+        lambda m: [{"optimizer": sgd(m)}],
+    ],
+    ids=["optimizer", "list", "two-lists", "dict", "list-of-dicts"],
+)
+def test_single_optimizer_forms(trainer_factory, form) -> None:
+    trainer = trainer_factory(max_epochs=1)
+    trainer.fit(model_returning(form))
+    assert len(trainer.optimizers) == 1 and trainer.global_step == 8
+
+
+class RecordsLR(TinyModel):
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make, self.lrs = make, []
+
+    def configure_optimizers(self):
+        return self.make(self)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_epoch_scheduler_steps_once_per_epoch(trainer_factory) -> None:
+    def make(m):
+        optimizer = sgd(m, 1.0)
+        return [optimizer], [torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)]
+
+    model = RecordsLR(make)
+    trainer_factory(max_epochs=3, limit_train_batches=2).fit(model)
+    assert model.lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_step_scheduler_with_frequency(trainer_factory) -> None:
+    def make(m):
+        optimizer = sgd(m, 1.0)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 2}}
+
+    model = RecordsLR(make)
+    trainer_factory(max_epochs=1, limit_train_batches=6).fit(model)
+    assert model.lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert model.trainer.lr_scheduler_configs[0].interval == "step"
+
+
+def test_reduce_on_plateau_steps_on_its_monitored_metric(trainer_factory) -> None:
+    class Plateau(RecordsLR):
+        def validation_step(self, batch, batch_idx):
+            self.log("constant", 1.0)
+
+    def make(m):
+        optimizer = sgd(m, 1.0)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.1)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler, "monitor": "constant"}
+
+    model = Plateau(make)
+    trainer_factory(max_epochs=3, limit_train_batches=1, num_sanity_val_steps=0).fit(model)
+    assert model.lrs == pytest.approx([1.0, 1.0, 0.1])
+
+
+def test_reduce_on_plateau_without_the_metric_lists_available_metrics(trainer_factory) -> None:
+    def make(m):
+        optimizer = sgd(m)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer), "monitor": "nope"}
+
+    with pytest.raises(MisconfigurationError, match="'nope'.*available metrics are: \\['train_loss', 'val_loss'\\]"):
+        trainer_factory(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0).fit(model_returning(make))
+
+
+def test_reduce_on_plateau_without_a_monitor_key_is_an_error(trainer_factory) -> None:
+    def make(m):
+        optimizer = sgd(m)
+        return [optimizer], [torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)]
+
+    with pytest.raises(MisconfigurationError, match="ReduceLROnPlateau needs a metric to monitor"):
+        trainer_factory().fit(model_returning(make))
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        (lambda m: [sgd(m), sgd(m)], "several optimizers need manual optimization"),
+        (lambda m: "adam", "accepted forms are"),
+        (lambda m: {"optimiser": sgd(m)}, "accepted keys are"),
+        (lambda m: {"optimizer": sgd(m), "lr_scheduler": {"scheduler": None, "interval": "batch"}}, '"interval"'),
+    ],
+)
+def test_bad_forms_are_clear_errors(trainer_factory, form, message) -> None:
+    with pytest.raises(MisconfigurationError, match=message):
+        trainer_factory().fit(model_returning(form))

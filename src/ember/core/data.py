@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -60,6 +62,16 @@ def val_check_batch(interval: int | float, train_batches: float, check_val_every
             )
         return math.inf
     return max(1, int(train_batches * interval))
+
+
+def seed_workers(loader: Any, rank: int) -> None:
+    """Give a DataLoader's workers seeded ``random``/NumPy when ``seed_everything(workers=True)`` asked for it."""
+    if os.environ.get("EMBER_SEED_WORKERS") != "1" or not isinstance(loader, DataLoader):
+        return
+    if loader.num_workers > 0 and loader.worker_init_fn is None:
+        from ember.core.seed import worker_init_function
+
+        loader.worker_init_fn = functools.partial(worker_init_function, rank=rank)
 
 
 def as_list(loaders: Any) -> list[Any]:

@@ -343,6 +343,8 @@ class Trainer(TrainerProperties):
         else:
             loaders = data.as_list(source)
         loaders = [self.strategy.process_dataloader(loader, kind, self.use_distributed_sampler) for loader in loaders]
+        for loader in loaders:
+            data.seed_workers(loader, self.global_rank)
         self._loaders[kind] = loaders
         counts = self._counts(kind)
         if kind == "train":

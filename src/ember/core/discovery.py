@@ -1,18 +1,57 @@
-"""Which plugins a Trainer loads besides the user's: ember's defaults and installed entry points.
+"""Plugins found through the ``ember.plugins`` entry-point group, ember's own built-ins among them.
 
-(First version: the built-in defaults only; entry-point discovery follows.)
+An entry point names a ``Callback`` subclass (constructed without arguments
+for each Trainer), a zero-argument factory returning a Callback or a list of
+them (called for each Trainer), or a module or object holding
+``@ember.hookimpl`` functions. ember's built-ins are entry points of ember's
+own distribution and load by the same code: only the defaults (checkpointing,
+progress bar, model summary) are active without being asked for.
+
+Installed metadata is read once per process, straight from each
+distribution's ``entry_points.txt`` (METADATA only for distributions that
+declare ember plugins), so a thousand installed distributions cost a few
+milliseconds; :func:`clear_cache` forgets it. A plugin is blocked or
+disabled by name before anything of it is imported. One that cannot be
+loaded is left out with a :class:`~ember.errors.PluginWarning` naming it,
+its distribution and the reason, once per process, or is an error in strict
+mode. Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import os
+import re
+import sys
+import traceback
+import types
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ember.errors import MisconfigurationError
+from ember import hookspecs
+from ember.callback import Callback
+from ember.core.pluginmanager import HOOK_NAMES, PluginManager
+from ember.core.settings import AUTOLOAD_OFF, PLUGINS, Settings, load_settings
+from ember.errors import MisconfigurationError, PluginError, PluginWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from ember.core.trainer import Trainer
+
+GROUP = "ember.plugins"
+STATUSES = ("active", "available", "disabled", "blocked", "failed", "incompatible")
+
+#: Built-ins active by default: entry-point name -> (the Trainer flag that turns it off,
+#: the class whose instance in ``callbacks`` replaces it).
+DEFAULTS: dict[str, tuple[str, str]] = {
+    "model_checkpoint": ("enable_checkpointing", "ember.callback:Checkpoint"),
+    "progress_bar": ("enable_progress_bar", "ember.plugins.progress_bar:ProgressBar"),
+    "model_summary": ("enable_model_summary", "ember.plugins.model_summary:ModelSummary"),
+}
+
+#: Hook names in the order hookspecs.py declares them.
+HOOK_ORDER: tuple[str, ...] = tuple(name for name in vars(hookspecs) if name in HOOK_NAMES)
 
 
 @dataclass
@@ -25,34 +64,371 @@ class PluginRecord:
     source: str = "builtin"
 
 
-#: Built-in plugins active without being asked for: (name, "module:Class", base class the user's instance replaces it by, flag)
-DEFAULTS = (
-    (
-        "model_checkpoint",
-        "ember.plugins.model_checkpoint:ModelCheckpoint",
-        "ember.callback:Checkpoint",
-        "enable_checkpointing",
-    ),
-    (
-        "progress_bar",
-        "ember.plugins.tqdm_progress:TQDMProgressBar",
-        "ember.plugins.progress_bar:ProgressBar",
-        "enable_progress_bar",
-    ),
-    (
-        "model_summary",
-        "ember.plugins.model_summary:ModelSummary",
-        "ember.plugins.model_summary:ModelSummary",
-        "enable_model_summary",
-    ),
-)
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``ember.plugins`` entry point of an installed distribution, read without importing it."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    requires: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """``"builtin"`` for ember's own entry points, ``"entrypoint"`` for a third party's."""
+        return "builtin" if _normalize(self.distribution) == "ember" else "entrypoint"
+
+    @property
+    def origin(self) -> str:
+        """``"DISTRIBUTION VERSION"``, for messages."""
+        return f"{self.distribution} {self.version}"
+
+    def load(self) -> Any:
+        """Import the module and look up the attribute path the entry point names."""
+        module_name, _, attributes = self.value.partition(":")
+        loaded: Any = importlib.import_module(module_name.strip())
+        for attribute in filter(None, attributes.strip().split(".")):
+            loaded = getattr(loaded, attribute)
+        return loaded
+
+    def incompatibility(self) -> str | None:
+        """Why the distribution's ``Requires-Dist: ember ...`` excludes this ember, or None."""
+        if self.source == "builtin" or not any(_requirement_name(line) == "ember" for line in self.requires):
+            return None
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        from ember.version import __version__
+
+        for line in self.requires:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if _normalize(requirement.name) != "ember":
+                continue
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            if not requirement.specifier.contains(__version__, prereleases=True):
+                return f"{self.origin} requires {requirement}; this is ember {__version__}"
+        return None
 
 
-def _load(target: str) -> Any:
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+# --------------------------------------------------------------------- installed metadata
+class _ProcessCache:
+    """What this process has read of installed metadata, imported, and warned about."""
+
+    def __init__(self) -> None:
+        self.scans: dict[tuple[str, ...], tuple[EntryPoint, ...]] = {}
+        self.loads: dict[tuple[str, str, str], _Loaded] = {}
+        self.warned: set[str] = set()
 
 
+_cache = _ProcessCache()
+
+
+def clear_cache() -> None:
+    """Forget the installed entry points and import outcomes read so far (e.g. after a ``pip install``)."""
+    _cache.scans.clear()
+    _cache.loads.clear()
+    _cache.warned.clear()
+
+
+def installed() -> tuple[EntryPoint, ...]:
+    """Every ``ember.plugins`` entry point on ``sys.path``, in path order; the first copy of a distribution wins."""
+    key = tuple(sys.path)
+    if key not in _cache.scans:
+        _cache.scans[key] = tuple(_scan(key))
+    return _cache.scans[key]
+
+
+def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
+    seen: set[str] = set()
+    for entry in path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for folder in names:
+            if not folder.endswith((".dist-info", ".egg-info")):
+                continue
+            project = _normalize(folder.rsplit(".", 1)[0].split("-", 1)[0])
+            if project in seen:
+                continue
+            seen.add(project)
+            location = os.path.join(entry or ".", folder)
+            try:
+                with open(os.path.join(location, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except OSError:
+                continue
+            if f"[{GROUP}]" not in text:
+                continue
+            headers = _headers(location)
+            name = headers.get("Name", [project])[0]
+            version = headers.get("Version", ["?"])[0]
+            for ep_name, value in _section(text, GROUP):
+                yield EntryPoint(ep_name, value, name, version, tuple(headers.get("Requires-Dist", ())))
+
+
+def _headers(location: str) -> dict[str, list[str]]:
+    """The header fields of a distribution's METADATA (or an egg's PKG-INFO), up to the first blank line."""
+    fields: dict[str, list[str]] = {}
+    for file_name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(location, file_name), encoding="utf-8") as file:
+                for line in file:
+                    if not line.strip():
+                        break
+                    key, sep, value = line.partition(":")
+                    if sep and not line[0].isspace():
+                        fields.setdefault(key.strip(), []).append(value.strip())
+        except OSError:
+            continue
+        break
+    return fields
+
+
+def _section(text: str, group: str) -> Iterator[tuple[str, str]]:
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif current == group and "=" in line:
+            name, _, value = line.partition("=")
+            yield name.strip(), value.split("[", 1)[0].strip()
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _requirement_name(line: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9._-]+)", line)
+    return _normalize(match.group(1)) if match else ""
+
+
+# --------------------------------------------------------------------------- loading
+class PluginFault(Exception):
+    """Why one plugin was left out: a one-line reason, and the traceback when code raised."""
+
+    def __init__(self, reason: str, status: str = "failed", cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.cause = cause
+        self.traceback = "".join(traceback.format_exception(cause)) if cause is not None else None
+
+
+@dataclass
+class _Loaded:
+    value: Any = None
+    fault: PluginFault | None = None
+
+
+def load(ep: EntryPoint) -> Any:
+    """The object ``ep`` names, imported once per process; raises :class:`PluginFault` if it cannot be."""
+    key = (ep.distribution, ep.name, ep.value)
+    if key not in _cache.loads:
+        try:
+            _cache.loads[key] = _Loaded(ep.load())
+        except Exception as error:  # any import-time failure of third-party code
+            reason = f"cannot import {ep.value}: {type(error).__name__}: {error}"
+            _cache.loads[key] = _Loaded(fault=PluginFault(reason, cause=error))
+    loaded = _cache.loads[key]
+    if loaded.fault is not None:
+        raise loaded.fault
+    return loaded.value
+
+
+def kind_of(value: Any) -> str:
+    """``"callback"`` (a Callback subclass), ``"logger"``, ``"factory"`` or ``"hookimpl"`` (module or object)."""
+    if isinstance(value, type):
+        if issubclass(value, Callback):
+            return "callback"
+        if callable(getattr(value, "log_metrics", None)):
+            return "logger"
+        raise PluginFault(
+            f"names the class {value.__qualname__}, which is not an ember.Callback subclass; "
+            "name a Callback subclass, a factory, or a module of @ember.hookimpl functions"
+        )
+    if isinstance(value, Callback):
+        raise PluginFault(
+            f"names a {type(value).__name__} instance, which every Trainer would share; name its class or a factory"
+        )
+    if callable(value) and not isinstance(value, types.ModuleType):
+        if hasattr(value, "ember_impl"):
+            raise PluginFault(f"names the hook function {value.__name__}; name the module or object that holds it")
+        return "factory"
+    return "hookimpl"
+
+
+def hooks_of(plugin: object, name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
+    """The hooks ``plugin`` implements, checked by registering it on ``scratch``; raises :class:`PluginFault`."""
+    try:
+        scratch.register(plugin, name=name, origin=origin)
+    except PluginError as error:
+        message = str(error)
+        for prefix in (f"plugin {scratch.describe(name)}", f"callback {scratch.describe(name)}"):
+            message = message.removeprefix(prefix)
+        raise PluginFault(message.lstrip(": ")) from None
+    face = scratch.get_plugin(name)
+    implemented = {caller.name for caller in scratch.get_hookcallers(face) or ()}
+    scratch.unregister(name=name)
+    return tuple(hook for hook in HOOK_ORDER if hook in implemented)
+
+
+def class_hooks(cls: type, name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
+    """A Callback class's hooks, checked without running its constructor."""
+    try:
+        bare = cls.__new__(cls)
+    except Exception as error:  # an exotic __new__: fall back to what the class body overrides
+        raise PluginFault(f"cannot inspect {cls.__qualname__}: {error}", cause=error) from None
+    return hooks_of(bare, name, origin, scratch)
+
+
+def required_arguments(cls: type) -> list[str]:
+    """The constructor's parameters that have no default."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+_NO_ARGUMENTS = "an autoloaded plugin class must work without arguments (or name a factory)"
+
+
+def instantiate(ep: EntryPoint, value: Any, kind: str, user_plugins: list[Any]) -> list[object]:
+    """The plugin objects ``ep`` contributes to one Trainer; none where the user already passed its class."""
+    if kind == "hookimpl":
+        return [] if any(p is value for p in user_plugins) else [value]
+    if kind == "callback":
+        if any(isinstance(p, value) for p in user_plugins):
+            return []
+        missing = required_arguments(value)
+        if missing:
+            raise PluginFault(f"{value.__qualname__}() requires {', '.join(missing)}; {_NO_ARGUMENTS}")
+        made: Any = _call(value, "constructor")
+    elif kind == "factory":
+        made = _call(value, "factory")
+    else:
+        return []
+    items = list(made) if isinstance(made, (list, tuple)) else [made]
+    for item in items:
+        if not isinstance(item, Callback):
+            raise PluginFault(f"factory returned {item!r}; expected a Callback or a list of Callbacks")
+    return [item for item in items if not any(isinstance(p, type(item)) for p in user_plugins)]
+
+
+def _call(function: Any, what: str) -> Any:
+    try:
+        return function()
+    except Exception as error:  # third-party code
+        raise PluginFault(f"{what} raised {type(error).__name__}: {error}", cause=error) from None
+
+
+# ---------------------------------------------------------------------------- reports
+@dataclass
+class PluginReport:
+    """One row of ``ember plugins list``."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    source: str
+    status: str
+    reason: str | None = None
+    hooks: tuple[str, ...] = ()
+    entry_point: str | None = None
+    kind: str | None = None
+    traceback: str | None = field(default=None, repr=False)
+    value: Any = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``ember plugins list --json`` prints."""
+        keys = ("name", "distribution", "version", "source", "status", "reason")
+        return {**{key: getattr(self, key) for key in keys}, "hooks": list(self.hooks)}
+
+
+def survey(settings: Settings | None = None) -> list[PluginReport]:
+    """Every installed plugin with what a default Trainer would do with it; what cannot load is reported.
+
+    Active plugins and built-ins are imported to see their hooks (a factory is
+    called); blocked, disabled and incompatible ones are not imported at all.
+    """
+    settings = settings or load_settings()
+    scratch = PluginManager()
+    reports: list[PluginReport] = []
+    for ep, taken in _unique(installed()):
+        report = PluginReport(ep.name, ep.distribution, ep.version, ep.source, "active", entry_point=ep.value)
+        reports.append(report)
+        try:
+            if taken is not None:
+                raise PluginFault(f"the name is taken by {taken.origin} ({taken.value})")
+            report.status, report.reason = _before_import(ep, settings)
+            if report.status not in ("active", "available"):
+                continue
+            report.value = load(ep)
+            report.kind = kind_of(report.value)
+            if report.kind == "callback":
+                report.hooks = class_hooks(report.value, ep.name, ep.origin, scratch)
+                missing = required_arguments(report.value)
+                if missing and report.status == "active" and ep.source != "builtin":
+                    raise PluginFault(f"{report.value.__qualname__}() requires {', '.join(missing)}; {_NO_ARGUMENTS}")
+            elif report.kind == "factory":
+                if report.status == "active":
+                    hooks: set[str] = set()
+                    for index, item in enumerate(instantiate(ep, report.value, "factory", [])):
+                        hooks.update(hooks_of(item, f"{ep.name}#{index}", ep.origin, scratch))
+                    report.hooks = tuple(hook for hook in HOOK_ORDER if hook in hooks)
+            elif report.kind == "hookimpl":
+                report.hooks = hooks_of(report.value, ep.name, ep.origin, scratch)
+            else:
+                report.status = "available" if report.status == "active" else report.status
+                report.reason = report.reason or "a logger: pass it to Trainer(logger=...)"
+        except PluginFault as fault:
+            report.status, report.reason, report.traceback = fault.status, fault.reason, fault.traceback
+    known = {report.name for report in reports}
+    for name in settings.requested:
+        if name not in known:
+            reports.append(PluginReport(name, None, None, "entrypoint", "failed", _not_installed(name)))
+    return reports
+
+
+def _unique(eps: tuple[EntryPoint, ...]) -> Iterator[tuple[EntryPoint, EntryPoint | None]]:
+    """Each entry point with the one that took its name first (None if it is the first)."""
+    first: dict[str, EntryPoint] = {}
+    for ep in sorted(eps, key=lambda ep: ep.source != "builtin"):
+        yield ep, first.get(ep.name)
+        first.setdefault(ep.name, ep)
+
+
+def _before_import(ep: EntryPoint, settings: Settings) -> tuple[str, str | None]:
+    """The status settings and metadata alone decide: nothing of the plugin is imported here."""
+    blocked_by = settings.blocked_by(ep.name)
+    if blocked_by is not None:
+        return "blocked", f"blocked by {blocked_by}"
+    if ep.source == "builtin":
+        return ("active", None) if ep.name in DEFAULTS or ep.name in settings.requested else ("available", None)
+    if not settings.autoload and ep.name not in settings.requested:
+        return "disabled", f"autoloading is off ({AUTOLOAD_OFF}); name it in {PLUGINS} to load it"
+    incompatible = ep.incompatibility()
+    if incompatible is not None:
+        raise PluginFault(incompatible, status="incompatible")
+    return "active", None
+
+
+def _not_installed(name: str) -> str:
+    return f"{PLUGINS} names {name!r}, but no installed distribution has an {GROUP} entry point of that name"
+
+
+# ---------------------------------------------------------------------------- Trainer
 def plugins_for_trainer(
     trainer: Trainer,
     user_plugins: list[Any],
@@ -62,32 +438,103 @@ def plugins_for_trainer(
     disable_plugins: Any,
     strict: bool | None,
 ) -> list[PluginRecord]:
-    """The defaults the flags and the user's callbacks leave active, plus a Timer for ``max_time``."""
+    """The plugins a Trainer registers after the user's: the defaults its flags leave on, then third parties'.
+
+    Raises :class:`~ember.errors.PluginError` in strict mode when a plugin cannot be loaded; otherwise
+    each one left out is a :class:`~ember.errors.PluginWarning`, once per process.
+    """
+    settings = load_settings(disable_plugins, strict)
     flags = {
         "enable_checkpointing": enable_checkpointing,
         "enable_progress_bar": enable_progress_bar,
         "enable_model_summary": enable_model_summary,
     }
-    records: list[PluginRecord] = []
+    builtins = {ep.name: ep for ep in installed() if ep.source == "builtin"}
+    wanted: list[EntryPoint] = []
+    faults: list[tuple[str, str | None, PluginFault]] = []
+
+    def want_builtin(name: str) -> None:
+        if name in builtins:
+            wanted.append(builtins[name])
+        else:
+            reason = f"ember's metadata has no {GROUP} entry point {name!r}; reinstall ember (pip install -e .)"
+            faults.append((name, None, PluginFault(reason)))
+
     if trainer.max_time is not None:
-        timer = _load("ember.plugins.timer:Timer")
-        if not any(isinstance(p, timer) for p in user_plugins):
-            records.append(PluginRecord("timer", timer(duration=trainer.max_time, interval="step")))
-    disabled = set(disable_plugins or ())
-    for name, target, replaced_by, flag in DEFAULTS:
-        try:
-            base = _load(replaced_by)
-            plugin_class = _load(target)
-        except (ImportError, AttributeError):
-            continue
-        given = [p for p in user_plugins if isinstance(p, base)]
+        want_builtin("timer")
+    for name, (flag, replaced_by) in DEFAULTS.items():
+        given = [p for p in user_plugins if _is_instance(p, replaced_by)]
         if flags[flag] is False:
             if given:
                 raise MisconfigurationError(
                     f"Trainer({flag}=False) but callbacks holds {type(given[0]).__name__}; remove one of the two"
                 )
             continue
-        if given or name in disabled or (trainer.fast_dev_run and name == "model_summary"):
+        if not (given or settings.blocked_by(name) or (trainer.fast_dev_run and name == "model_summary")):
+            want_builtin(name)
+    for name in settings.requested:
+        if name in builtins and name not in DEFAULTS and not settings.blocked_by(name):
+            want_builtin(name)
+    for ep, taken in _unique(installed()):
+        if ep.source == "builtin" or settings.blocked_by(ep.name):
             continue
-        records.append(PluginRecord(name, plugin_class()))
+        if not settings.autoload and ep.name not in settings.requested:
+            continue
+        if taken is not None:
+            faults.append((ep.name, ep.origin, PluginFault(f"the name is taken by {taken.origin} ({taken.value})")))
+        else:
+            wanted.append(ep)
+    installed_names = {ep.name for ep in installed()}
+    faults += [(n, None, PluginFault(_not_installed(n))) for n in settings.requested if n not in installed_names]
+
+    records: list[PluginRecord] = []
+    scratch = PluginManager()
+    for ep in wanted:
+        try:
+            incompatible = ep.incompatibility()
+            if incompatible is not None:
+                raise PluginFault(incompatible, status="incompatible")
+            value = load(ep)
+            plugins = instantiate(ep, value, kind_of(value), user_plugins)
+            names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
+            for plugin, name in zip(plugins, names):
+                hooks_of(plugin, name, ep.origin, scratch)
+        except PluginFault as fault:
+            faults.append((ep.name, ep.origin, fault))
+            continue
+        records += [PluginRecord(n, p, ep.origin, ep.source) for p, n in zip(plugins, names)]
+    _report(faults, settings.strict)
     return records
+
+
+def replaced_defaults(user_plugins: list[Any]) -> set[str]:
+    """The Trainer flags (``enable_checkpointing``, ...) whose default plugin one of ``user_plugins`` replaces."""
+    return {flag for flag, base in DEFAULTS.values() if any(_is_instance(p, base) for p in user_plugins)}
+
+
+def _is_instance(plugin: Any, target: str) -> bool:
+    module, _, attribute = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):  # that built-in is missing; loading it will report why
+        return False
+    return isinstance(plugin, cls)
+
+
+def fault_message(name: str, origin: str | None, fault: PluginFault) -> str:
+    """``plugin 'NAME' (DIST VERSION) was left out (STATUS): REASON`` on one line."""
+    where = f" ({origin})" if origin else ""
+    hint = f"; `ember plugins show {name}` prints the traceback" if fault.traceback else ""
+    return f"plugin {name!r}{where} was left out ({fault.status}): {fault.reason}{hint}"
+
+
+def _report(faults: list[tuple[str, str | None, PluginFault]], strict: bool) -> None:
+    if not faults:
+        return
+    lines = [fault_message(name, origin, fault) for name, origin, fault in faults]
+    if strict:
+        raise PluginError("strict plugins: " + "\n".join(lines)) from faults[0][2].cause
+    for line in lines:
+        if line not in _cache.warned:
+            _cache.warned.add(line)
+            warnings.warn(line, PluginWarning, stacklevel=4)

@@ -91,7 +91,13 @@ class TinyModel(Module):
 
 
 def make_trainer(root: str | Path, **overrides: Any) -> Trainer:
-    """A Trainer for tests: two epochs, no progress bar, summary or checkpointing, logs under ``root``."""
+    """A Trainer for tests: two epochs, no progress bar, summary or checkpointing, logs under ``root``.
+
+    Keywords override these defaults. A checkpoint, progress bar or summary
+    callback in ``callbacks`` turns its flag back on, so passing one just works.
+    """
+    from ember.core.discovery import replaced_defaults
+
     options: dict[str, Any] = {
         "max_epochs": 2,
         "enable_progress_bar": False,
@@ -100,5 +106,9 @@ def make_trainer(root: str | Path, **overrides: Any) -> Trainer:
         "logger": False,
         "default_root_dir": str(root),
     }
+    callbacks = overrides.get("callbacks")
+    if callbacks is not None:
+        for flag in replaced_defaults(list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]):
+            del options[flag]
     options.update(overrides)
     return Trainer(**options)

@@ -1,0 +1,200 @@
+"""Timer: stops training when the budget is spent, measures each stage, and keeps its time across a resume."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import torch
+
+from ember.callbacks import Timer
+from ember.core.strategies.single import SingleDeviceStrategy
+from ember.errors import MisconfigurationError
+from ember.testing import TinyModel
+
+
+class SlowModel(TinyModel):
+    """Each training step takes at least 5 ms, so a budget of a tenth of a second ends within a few epochs."""
+
+    def training_step(self, batch, batch_idx):
+        time.sleep(0.005)
+        return super().training_step(batch, batch_idx)
+
+
+BUDGET = timedelta(seconds=0.1)
+
+
+def test_stops_training_once_the_duration_is_spent(trainer_factory) -> None:
+    timer = Timer(duration=BUDGET, verbose=False)
+    trainer = trainer_factory(max_epochs=1000, callbacks=[timer])
+    trainer.fit(SlowModel())
+    assert trainer.should_stop
+    assert 0 < trainer.global_step < 1000 * 8
+    assert trainer.current_epoch < 1000
+    assert timer.time_elapsed("train") >= BUDGET.total_seconds()
+    assert timer.time_remaining("train") <= 0
+
+
+def test_interval_epoch_stops_only_at_the_end_of_an_epoch(trainer_factory) -> None:
+    timer = Timer(duration=BUDGET, interval="epoch", verbose=False)
+    trainer = trainer_factory(max_epochs=1000, callbacks=[timer])
+    trainer.fit(SlowModel())
+    assert trainer.should_stop
+    assert 1 <= trainer.current_epoch < 1000
+    assert trainer.global_step == trainer.current_epoch * 8  # every epoch ran to its end
+
+
+def test_interval_step_stops_inside_an_epoch(trainer_factory) -> None:
+    """With 8 slow batches per epoch and a budget shorter than one epoch, fit stops after part of the first."""
+    timer = Timer(duration=timedelta(seconds=0.02), interval="step", verbose=False)
+    trainer = trainer_factory(max_epochs=1000, limit_val_batches=0, callbacks=[timer])
+
+    class VerySlow(TinyModel):
+        def training_step(self, batch, batch_idx):
+            time.sleep(0.015)
+            return super().training_step(batch, batch_idx)
+
+    trainer.fit(VerySlow())
+    assert trainer.should_stop
+    assert trainer.global_step < 8
+    assert trainer.current_epoch == 1  # the interrupted epoch still ends
+
+
+def test_trainer_max_time_adds_a_timer_that_stops_training(trainer_factory) -> None:
+    trainer = trainer_factory(max_time={"seconds": 0.1})
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert len(timers) == 1
+    assert timers[0].time_remaining() == pytest.approx(0.1)
+    trainer.fit(SlowModel())
+    assert trainer.should_stop
+    assert 0 < trainer.global_step
+    assert timers[0].time_elapsed() >= 0.1
+
+
+def test_a_timer_in_callbacks_takes_the_place_of_max_time(trainer_factory) -> None:
+    mine = Timer(duration="00:01:00:00")
+    trainer = trainer_factory(max_time="00:00:00:01", callbacks=[mine])
+    assert [c for c in trainer.callbacks if isinstance(c, Timer)] == [mine]
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [
+        ("01:02:03:04", 93784.0),
+        ("00:00:00:01", 1.0),
+        (timedelta(minutes=2), 120.0),
+        ({"hours": 1, "seconds": 5}, 3605.0),
+        (None, None),
+    ],
+)
+def test_duration_formats(duration, seconds) -> None:
+    assert Timer(duration=duration).time_remaining() == seconds
+
+
+@pytest.mark.parametrize("duration", ["1:2:3", "01:02:03:xx", 30, {"hour": 1}])
+def test_a_bad_duration_is_an_error_naming_it(duration) -> None:
+    with pytest.raises(MisconfigurationError, match=r"Timer\(duration=.*'DD:HH:MM:SS'"):
+        Timer(duration=duration)
+
+
+def test_a_bad_interval_is_an_error_naming_it() -> None:
+    with pytest.raises(MisconfigurationError, match=r"Timer\(interval='batch'\): accepted are 'step' and 'epoch'"):
+        Timer(interval="batch")
+
+
+def test_nothing_is_measured_before_a_run() -> None:
+    timer = Timer()
+    assert timer.start_time("train") is None
+    assert timer.end_time("validate") is None
+    assert timer.time_elapsed("test") == 0
+    assert timer.time_remaining() is None
+    with pytest.raises(MisconfigurationError, match="'training'"):
+        timer.time_elapsed("training")
+
+
+def test_measures_training_validation_and_test(trainer_factory) -> None:
+    timer = Timer()
+    trainer = trainer_factory(max_epochs=1, callbacks=[timer])
+    trainer.fit(SlowModel())
+    for stage in ("train", "validate"):
+        assert timer.start_time(stage) is not None
+        assert timer.end_time(stage) >= timer.start_time(stage)
+        assert timer.time_elapsed(stage) == timer.end_time(stage) - timer.start_time(stage)
+    assert timer.time_elapsed("train") >= 8 * 0.005
+    assert timer.time_elapsed("train") > timer.time_elapsed("validate")
+    assert timer.start_time("test") is None
+    trainer.test(SlowModel(), verbose=False)
+    assert timer.end_time("test") >= timer.start_time("test")
+    assert not trainer.should_stop  # no duration: nothing stops
+
+
+def test_verbose_prints_when_the_time_is_up(trainer_factory, capsys) -> None:
+    trainer_factory(max_epochs=1000, callbacks=[Timer(duration=BUDGET)]).fit(SlowModel())
+    assert "Time limit reached. Elapsed time is 0:00:00. Signaling Trainer to stop." in capsys.readouterr().out
+
+
+def test_verbose_false_prints_nothing(trainer_factory, capsys) -> None:
+    trainer_factory(max_epochs=1000, callbacks=[Timer(duration=BUDGET, verbose=False)]).fit(SlowModel())
+    assert "Time limit" not in capsys.readouterr().out
+
+
+def test_elapsed_training_time_is_saved_in_checkpoints_and_restored_on_resume(trainer_factory, tmp_path) -> None:
+    first = Timer()
+    trainer = trainer_factory(max_epochs=2, callbacks=[first])
+    trainer.fit(SlowModel())
+    path = tmp_path / "saved.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["callbacks"]["Timer"]["time_elapsed"]
+    assert set(saved) == {"train", "sanity_check", "validate", "test", "predict"}
+    assert saved["train"] == first.time_elapsed("train") >= 16 * 0.005
+
+    second = Timer()
+    resumed = trainer_factory(max_epochs=3, callbacks=[second])
+    resumed.fit(SlowModel(), ckpt_path=path)
+    assert resumed.global_step == 3 * 8
+    assert second.time_elapsed("train") >= saved["train"] + 8 * 0.005
+    assert second.time_elapsed("validate") < second.time_elapsed("train")  # only training time carries over
+
+
+def test_a_resumed_run_whose_budget_is_spent_stops_before_training(trainer_factory, tmp_path) -> None:
+    trainer = trainer_factory(max_epochs=2, callbacks=[Timer()])
+    trainer.fit(SlowModel())
+    path = tmp_path / "saved.ckpt"
+    trainer.save_checkpoint(path)
+
+    budget = timedelta(seconds=0.05)  # less than the two epochs already took
+    timer = Timer(duration=budget, verbose=False)
+    resumed = trainer_factory(max_epochs=10, callbacks=[timer])
+    resumed.fit(SlowModel(), ckpt_path=path)
+    assert resumed.should_stop
+    assert resumed.global_step == 2 * 8  # not a single batch more
+    assert timer.time_elapsed() >= budget.total_seconds()
+
+
+class BroadcastsDecision(SingleDeviceStrategy):
+    """A process whose rank 0 decided ``decision``: broadcast hands every process rank 0's value."""
+
+    def __init__(self, decision: bool) -> None:
+        super().__init__(torch.device("cpu"))
+        self.decision = decision
+
+    def broadcast(self, obj, src=0):
+        return self.decision
+
+
+def test_rank_zero_decides_to_keep_going(trainer_factory) -> None:
+    """This process's budget is spent from the start, but rank 0's is not: it trains to max_epochs."""
+    trainer = trainer_factory(max_epochs=2, strategy=BroadcastsDecision(False), callbacks=[Timer(duration={})])
+    trainer.fit(TinyModel())
+    assert not trainer.should_stop
+    assert trainer.global_step == 2 * 8
+
+
+def test_rank_zero_decides_to_stop(trainer_factory) -> None:
+    """This process has a day left, but rank 0 says stop: it stops before training, as rank 0 does."""
+    timer = Timer(duration="01:00:00:00", verbose=False)
+    trainer = trainer_factory(max_epochs=2, strategy=BroadcastsDecision(True), callbacks=[timer])
+    trainer.fit(TinyModel())
+    assert trainer.should_stop
+    assert trainer.global_step == 0  # on_fit_start already checks, and rank 0 says stop

@@ -197,10 +197,19 @@ class _Recording(Sampler[list[int]]):
 
 def _with_batch_sampler(loader: DataLoader[Any], batch_sampler: Sampler[list[int]]) -> DataLoader[Any]:
     """A DataLoader like ``loader`` (workers, collate, pinning ...) drawing from ``batch_sampler``."""
+    return _copy(loader, batch_sampler=batch_sampler)
+
+
+def with_sampler(loader: DataLoader[Any], sampler: Sampler[int]) -> DataLoader[Any]:
+    """A DataLoader like ``loader`` (batch size, workers, collate ...) drawing indices from ``sampler``."""
+    return _copy(loader, sampler=sampler, batch_size=loader.batch_size, drop_last=loader.drop_last)
+
+
+def _copy(loader: DataLoader[Any], **sampling: Any) -> DataLoader[Any]:
     workers = loader.num_workers
     return DataLoader(
         loader.dataset,
-        batch_sampler=batch_sampler,
+        **sampling,
         num_workers=workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,

@@ -287,10 +287,14 @@ class Trainer(TrainerProperties):
                 f"Trainer.{fn.value}() needs an ember.Module, got {type(model).__name__}"
                 + ("" if model is not None else " (no model was passed and none was fitted before)")
             )
+        return self.strategy.launch(self._run_guarded, fn, model, loaders, datamodule, ckpt_path, options)
+
+    def _run_guarded(self, *arguments: Any) -> Any:
+        """One run on this process; errors go through on_exception, Ctrl-C ends with exit code 1."""
         from ember.core.run import run
 
         try:
-            return self.strategy.launch(run, self, fn, model, loaders, datamodule, ckpt_path, options)
+            return run(self, *arguments)
         except KeyboardInterrupt as interrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:

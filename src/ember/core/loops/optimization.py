@@ -43,6 +43,7 @@ class Optimization:
                 "call self.clip_gradients(optimizer, gradient_clip_val=...) in training_step instead"
             )
         trainer._stepping_optimizers = [SteppingOptimizer(o, self.optimizer_step) for o in trainer.optimizers]
+        self.training_step = trainer.strategy.training_step_function(self.module)
         #: Whether the last training step ended an accumulation window.
         self.stepped = False
 
@@ -53,7 +54,7 @@ class Optimization:
         if not self.automatic:
             trainer._fx = "training_step"
             with trainer._precision.forward_context():
-                output = module.training_step(batch, batch_idx)  # type: ignore[union-attr]
+                output = self.training_step(batch, batch_idx)
             self.stepped = True
             return output
         accumulate = trainer.accumulate_grad_batches
@@ -129,7 +130,7 @@ class _Closure:
         trainer = optimization.trainer
         trainer._fx = "training_step"
         with trainer._precision.forward_context():
-            output = optimization.module.training_step(self.batch, self.batch_idx)  # type: ignore[union-attr]
+            output = optimization.training_step(self.batch, self.batch_idx)
         loss = _loss_of(output)
         self.outputs = _outputs_of(output, loss)
         if self.zero_grad:

@@ -81,6 +81,10 @@ class Strategy:
         module.to(self.root_device)
         return module
 
+    def training_step_function(self, module: Any) -> Callable[..., Any]:
+        """What the loops call as ``training_step`` (DDP routes it through its wrapper)."""
+        return module.training_step  # type: ignore[no-any-return]
+
     def process_dataloader(self, loader: Any, kind: str, use_distributed_sampler: bool) -> Any:
         """The loader each process iterates (distributed strategies give each rank its shard)."""
         return loader

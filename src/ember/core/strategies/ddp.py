@@ -1,0 +1,311 @@
+"""Distributed data parallel on torch.distributed: gloo on CPU, NCCL on CUDA.
+
+Started as a plain script, rank 0 launches the other local processes itself
+by re-running the script with the rank in its environment, as Lightning's
+subprocess launcher does; under torchrun (RANK, LOCAL_RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT set) nothing is launched. ``ddp_spawn`` forks the
+processes from the running one instead and hands rank 0's results back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import torch
+
+from ember.core.strategies.single import Strategy
+from ember.errors import MisconfigurationError
+
+_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DDPStrategy(Strategy):
+    """One process per device, gradients averaged by DistributedDataParallel.
+
+    :param device_type: ``"cpu"`` or ``"cuda"``.
+    :param parallel_devices: device indices on this node, one process each.
+    :param num_nodes: machines taking part; each runs ``len(parallel_devices)`` processes.
+    :param start_method: ``"popen"`` (re-run the script, the ``ddp`` strategy) or ``"fork"`` (``ddp_spawn``).
+    """
+
+    def __init__(
+        self, device_type: str, parallel_devices: list[int], num_nodes: int = 1, start_method: str = "popen"
+    ) -> None:
+        self.device_type = device_type
+        self.parallel_devices = parallel_devices
+        self.num_nodes = num_nodes
+        self.start_method = start_method
+        if start_method == "fork" and device_type == "cuda":
+            raise MisconfigurationError(
+                "strategy='ddp_spawn' forks processes, which CUDA does not survive; use strategy='ddp' on GPUs"
+            )
+        self._local_rank = _int_env("LOCAL_RANK", 0)
+        self._node_rank = _int_env("NODE_RANK", _int_env("GROUP_RANK", _int_env("SLURM_NODEID", 0)))
+        self._children: list[Any] = []  # subprocess.Popen, or a forked rank with the same methods
+        self._watchdog: threading.Thread | None = None
+        self._stop_watching = threading.Event()
+        self.model: torch.nn.Module | None = None
+        super().__init__(self._device_for(self._local_rank))
+
+    # ------------------------------------------------------------- topology
+    @property
+    def local_rank(self) -> int:
+        return self._local_rank
+
+    @property
+    def node_rank(self) -> int:
+        return self._node_rank
+
+    @property
+    def world_size(self) -> int:
+        return _int_env("WORLD_SIZE", len(self.parallel_devices) * self.num_nodes)
+
+    @property
+    def global_rank(self) -> int:
+        return _int_env("RANK", self._node_rank * len(self.parallel_devices) + self._local_rank)
+
+    @property
+    def num_processes(self) -> int:
+        return len(self.parallel_devices)
+
+    def _device_for(self, local_rank: int) -> torch.device:
+        if self.device_type == "cuda":
+            return torch.device("cuda", self.parallel_devices[local_rank % len(self.parallel_devices)])
+        return torch.device("cpu")
+
+    # -------------------------------------------------------------- launching
+    def launch(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Start the other processes unless torchrun (or an earlier launch) did, then run ``function`` as this rank."""
+        if all(key in os.environ for key in _ENV) or self.world_size == 1:
+            return function(*args, **kwargs)
+        self._start_children(function, args, kwargs)
+        try:
+            result = function(*args, **kwargs)
+        except BaseException:
+            self._stop_children()
+            raise
+        self._wait_for_children()
+        return result
+
+    def _start_children(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Start ranks 1..N-1 of this node: re-run the script (ddp) or fork into ``function`` (ddp_spawn)."""
+        port = os.environ.get("MASTER_PORT") or str(_free_port())
+        common = {
+            "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+            "MASTER_PORT": port,
+            "WORLD_SIZE": str(self.world_size),
+            "LOCAL_WORLD_SIZE": str(len(self.parallel_devices)),
+            "NODE_RANK": str(self._node_rank),
+        }
+        first = self._node_rank * len(self.parallel_devices)
+        command = _script_command() if self.start_method == "popen" else None
+        for local_rank in range(1, len(self.parallel_devices)):
+            env = {**os.environ, **common, "RANK": str(first + local_rank), "LOCAL_RANK": str(local_rank)}
+            if command is not None:
+                self._children.append(subprocess.Popen(command, env=env))
+            else:
+                from ember.core.strategies.fork import fork_rank
+
+                self._children.append(fork_rank(env, self, function, args, kwargs))
+        os.environ.update(common, RANK=str(first), LOCAL_RANK="0")
+        self._watchdog = threading.Thread(target=self._watch_children, name="ember-ddp-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch_children(self) -> None:
+        """If another rank dies with an error, stop every rank now instead of hanging in a collective."""
+        while not self._stop_watching.wait(0.2):
+            for rank, child in enumerate(self._children, 1):
+                code = child.poll()
+                if code not in (None, 0):
+                    print(
+                        f"ember: rank {rank} exited with code {code}; stopping every rank", file=sys.stderr, flush=True
+                    )
+                    self._stop_children()
+                    os._exit(code if isinstance(code, int) and code > 0 else 1)
+
+    def _wait_for_children(self) -> None:
+        failed = []
+        for rank, child in enumerate(self._children, 1):
+            if child.wait() != 0:
+                failed.append((rank, child.returncode))
+        self._stop_watching.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+        self._children = []
+        if failed:
+            raise RuntimeError(f"ember: ranks exited with errors (rank, exit code): {failed}")
+
+    def _stop_children(self) -> None:
+        self._stop_watching.set()
+        for child in self._children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10
+        for child in self._children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join()
+        self._children = []
+
+    # ------------------------------------------------------------------ setup
+    def setup_environment(self) -> None:
+        import torch.distributed as dist
+
+        from ember.core.rank import rank_zero_only
+
+        self._local_rank = _int_env("LOCAL_RANK", self._local_rank)
+        self.root_device = self._device_for(self._local_rank)
+        if self.root_device.type == "cuda":
+            torch.cuda.set_device(self.root_device)
+        rank_zero_only.rank = self.global_rank  # type: ignore[attr-defined]
+        if not dist.is_initialized():
+            backend = "nccl" if self.device_type == "cuda" else "gloo"
+            timeout = timedelta(seconds=int(os.environ.get("EMBER_DDP_TIMEOUT", "1800")))
+            dist.init_process_group(backend, rank=self.global_rank, world_size=self.world_size, timeout=timeout)
+
+    def setup_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Move the model to this rank's device and wrap it for gradient averaging."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        module.to(self.root_device)
+        if not any(p.requires_grad for p in module.parameters()):
+            self.model = module
+            return module
+        device_ids = [self.root_device.index] if self.root_device.type == "cuda" else None
+        self.model = DistributedDataParallel(_StepRouter(module), device_ids=device_ids)
+        return self.model
+
+    def training_step_function(self, module: Any) -> Callable[..., Any]:
+        """Run training_step through the DDP wrapper, which is what arms its gradient averaging."""
+        if self.model is None or self.model is module:
+            return module.training_step  # type: ignore[no-any-return]
+        return self.model  # type: ignore[return-value]
+
+    def process_dataloader(self, loader: Any, kind: str, use_distributed_sampler: bool) -> Any:
+        """Give each rank its shard: a DistributedSampler (shuffled for training only if the loader shuffled)."""
+        from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+        from torch.utils.data.distributed import DistributedSampler
+
+        from ember.core.data import with_sampler
+
+        if not use_distributed_sampler or type(loader) is not DataLoader or self.world_size == 1:
+            return loader
+        sampler = loader.sampler
+        if isinstance(sampler, DistributedSampler) or type(sampler) not in (RandomSampler, SequentialSampler):
+            return loader
+        shuffle = kind == "train" and isinstance(sampler, RandomSampler)
+        seed = int(os.environ.get("EMBER_GLOBAL_SEED", "0"))
+        distributed = DistributedSampler(
+            loader.dataset, num_replicas=self.world_size, rank=self.global_rank, shuffle=shuffle, seed=seed
+        )
+        return with_sampler(loader, distributed)
+
+    # ---------------------------------------------------------- communication
+    def barrier(self, name: str | None = None) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            return obj
+        holder = [obj]
+        dist.broadcast_object_list(holder, src=src)
+        return holder[0]
+
+    def reduce(self, tensor: torch.Tensor, reduce_op: str = "mean") -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            return tensor
+        ops = {"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+        if reduce_op not in ops:
+            raise MisconfigurationError(f"reduce_op={reduce_op!r}; accepted are {sorted(ops)}")
+        result = tensor.detach().clone().float().to(self.root_device)
+        dist.all_reduce(result, op=ops[reduce_op])
+        if reduce_op == "mean":
+            result /= self.world_size
+        return result
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002
+        votes = self.reduce(torch.tensor(int(bool(decision))), "sum")
+        return bool(votes >= self.world_size) if all else bool(votes > 0)
+
+    def all_gather(self, tensor: torch.Tensor, sync_grads: bool = False) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            return tensor
+        tensor = tensor.to(self.root_device)
+        if sync_grads:
+            return torch.stack(dist.nn.functional.all_gather(tensor))  # type: ignore[attr-defined]
+        gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(gathered, tensor.contiguous())
+        return torch.stack(gathered)
+
+    # ------------------------------------------------------------ end of run
+    def on_exception(self, exception: BaseException) -> None:
+        """Stop the processes this rank launched; they would wait for it forever."""
+        if self._children:
+            self._stop_children()
+
+    def teardown(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        if self.model is not None and self.root_device.type == "cuda":
+            self.model.to("cpu")
+        self.model = None
+
+
+class _StepRouter(torch.nn.Module):
+    """Makes ``forward`` call the wrapped Module's ``training_step``, so DDP sees the step as its forward."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.training_step(*args, **kwargs)
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value is not None and value.strip().lstrip("-").isdigit() else default
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _script_command() -> list[str]:
+    """The command that started this process, to start the other ranks with (``python -m`` included)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        name = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return [sys.executable, "-m", name, *sys.argv[1:]]
+    if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
+        raise MisconfigurationError(
+            "strategy='ddp' re-runs your script for the other ranks, but this process was not started from a "
+            "script; run a script file, use torchrun, or strategy='ddp_spawn'"
+        )
+    return [sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]]

@@ -103,7 +103,8 @@ class MetricStore:
         #: ``trainer.logged_metrics``: everything sent to the loggers.
         self.logged: dict[str, torch.Tensor] = {}
         self._progress_bar: dict[str, torch.Tensor] = {}
-        self._pending: dict[str, torch.Tensor] = {}
+        self._pendings: dict[str, dict[str, torch.Tensor]] = {}
+        self._pending: dict[str, torch.Tensor] = self._pendings.setdefault("", {})
         self._epochs: dict[str, dict[str, _EpochMetric]] = {}
         self._stage = ""
         self._epoch: dict[str, _EpochMetric] = self._epochs.setdefault("", {})
@@ -143,7 +144,7 @@ class MetricStore:
         if on_step:
             if sync_dist:
                 tensor = self.sync(tensor, reduce_fx if isinstance(reduce_fx, str) else "mean")
-            key = name + "_step" if on_epoch else name
+            key = _forked(name, "_step") if on_epoch else name
             if logger:
                 self.logged[key] = tensor
                 self._pending[key] = tensor
@@ -220,6 +221,7 @@ class MetricStore:
         previous = (self._stage, self.training)
         self._stage, self.training = stage, training
         self._epoch = self._epochs.setdefault(stage, {})
+        self._pending = self._pendings.setdefault(stage, {})
         return previous
 
     def callback_metrics(self) -> dict[str, torch.Tensor]:
@@ -228,7 +230,7 @@ class MetricStore:
         for name, metric in self._epoch.items():
             value = metric.reduce()
             merged[name] = value
-            merged[name + "_epoch" if metric.on_step else name] = value
+            merged[_forked(name, "_epoch") if metric.on_step else name] = value
         return merged
 
     def end_epoch(self) -> dict[str, torch.Tensor]:
@@ -238,7 +240,7 @@ class MetricStore:
             value = metric.reduce()
             if metric.sync_dist:
                 value = self.sync(value, metric.reduce_fx if isinstance(metric.reduce_fx, str) else "mean")
-            key = name + "_epoch" if metric.on_step else name
+            key = _forked(name, "_epoch") if metric.on_step else name
             self.callback[name] = value
             self.callback[key] = value
             if metric.logger:
@@ -250,8 +252,9 @@ class MetricStore:
         return for_loggers
 
     def take_step_metrics(self) -> dict[str, torch.Tensor]:
-        """The step values logged since the last call, for the loggers."""
-        pending, self._pending = self._pending, {}
+        """The step values the current stage logged since the last call, for the loggers."""
+        pending = self._pending
+        self._pending = self._pendings[self._stage] = {}
         return pending
 
     def reset(self) -> None:
@@ -259,7 +262,8 @@ class MetricStore:
         self.callback.clear()
         self.logged.clear()
         self._progress_bar.clear()
-        self._pending.clear()
+        for pending in self._pendings.values():
+            pending.clear()
         for accumulated in self._epochs.values():
             accumulated.clear()
 
@@ -272,6 +276,12 @@ class MetricStore:
     def progress_bar(self) -> dict[str, float]:
         """``trainer.progress_bar_metrics``: floats, converted when read."""
         return {key: _as_number(value) for key, value in self._progress_bar.items()}
+
+
+def _forked(name: str, tag: str) -> str:
+    """``name`` with ``_step`` or ``_epoch`` added before any dataloader suffix: ``loss_step/dataloader_idx_0``."""
+    base, suffix, index = name.partition("/dataloader_idx_")
+    return f"{base}{tag}{suffix}{index}"
 
 
 def _as_number(value: torch.Tensor) -> float:

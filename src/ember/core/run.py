@@ -8,7 +8,6 @@ restoring optimizer and loop state, the stage itself, on_fit_end, teardown.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +81,9 @@ def run(
     if datamodule is not None and callable(getattr(datamodule, "teardown", None)):
         datamodule.teardown(stage)
     trainer._hook("teardown", stage=stage)
-    for logger in trainer.loggers:
-        logger.finalize("success")
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            logger.finalize("success")
     trainer.strategy.teardown()
     trainer.state.status = TrainerStatus.FINISHED
     trainer.state.stage = None
@@ -150,14 +150,16 @@ def _load_checkpoint(trainer: Trainer, ckpt_path: Any) -> dict[str, Any] | None:
 def _log_hyperparams(trainer: Trainer) -> None:
     if not trainer.loggers or not trainer.is_global_zero:
         return
-    params: dict[str, Any] = {}
+    params: dict[str, Any] | None = None
     model, datamodule = trainer.lightning_module, trainer.datamodule
     for owner in (model, datamodule):
-        if owner is not None and getattr(owner, "_log_hyperparams", True):
-            params.update(copy.copy(getattr(owner, "hparams_initial", {}) or {}))
+        # as in Lightning: only what save_hyperparameters() recorded (with logger=True) is logged
+        if owner is not None and getattr(owner, "_log_hyperparams", False):
+            params = {**(params or {}), **owner.hparams_initial}
     for logger in trainer.loggers:
-        if params:
+        if params is not None:
             logger.log_hyperparams(params)
+        logger.log_graph(model)
         logger.save()
 
 

@@ -142,6 +142,7 @@ class Trainer(TrainerProperties):
         self._given_loaders: dict[str, Any] = {}
         self._loaders: dict[str, list[Any]] = {}
         self._val_enabled: bool | None = None
+        self._seen_eval_batches: list[int] = []
         self._optimization: Any = None
         from ember.core.loops.prediction import PredictionLoop
 
@@ -326,8 +327,9 @@ class Trainer(TrainerProperties):
                     self.datamodule.on_exception(exception)
             self.strategy.on_exception(exception)
         finally:
-            for logger in self.loggers:
-                logger.finalize("failed")
+            if self.strategy.is_global_zero:
+                for logger in self.loggers:
+                    logger.finalize("failed")
             self.strategy.teardown()
 
     # ---------------------------------------------------------------- data
@@ -346,6 +348,7 @@ class Trainer(TrainerProperties):
             loaders = [source]
         else:
             loaders = data.as_list(source)
+            self._seen_eval_batches = [0] * len(loaders)
         loaders = [self.strategy.process_dataloader(loader, kind, self.use_distributed_sampler) for loader in loaders]
         for loader in loaders:
             data.seed_workers(loader, self.global_rank)
@@ -380,12 +383,13 @@ class Trainer(TrainerProperties):
             )
         return self._val_enabled
 
-    def _log_to_loggers(self, metrics: dict[str, torch.Tensor], step: int) -> None:
-        """Send logged values to every logger, as floats with the current epoch, from global rank 0."""
+    def _log_to_loggers(self, metrics: dict[str, torch.Tensor], step: int, add_epoch: bool = True) -> None:
+        """Send logged values to every logger as floats, from global rank 0; with the current epoch unless told not."""
         if not metrics or not self.loggers or not self.strategy.is_global_zero:
             return
         numbers: dict[str, float] = {key: float(value.item()) for key, value in metrics.items()}
-        numbers.setdefault("epoch", self.fit_progress.epoch)
+        if add_epoch:
+            numbers.setdefault("epoch", self.fit_progress.epoch)
         for logger in self.loggers:
             logger.log_metrics(numbers, step=step)
 

@@ -1,13 +1,21 @@
-"""Loggers: where logged metrics and hyperparameters go. CSVLogger is the default."""
+"""Loggers: where logged metrics and hyperparameters go. CSVLogger is the default.
+
+Subclass :class:`Logger` to send them somewhere new and pass an instance as
+``Trainer(logger=...)``. Importing this package does not import torch or
+tensorboard; ``TensorBoardLogger`` loads on first use.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ember.loggers.base import Logger
+from ember.loggers.base import FileLogger, Logger
 from ember.loggers.csv_logger import CSVLogger
 
-__all__ = ["CSVLogger", "Logger", "TensorBoardLogger", "resolve_loggers"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ember.loggers.tensorboard import TensorBoardLogger
+
+__all__ = ["CSVLogger", "FileLogger", "Logger", "TensorBoardLogger", "resolve_loggers"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,7 +27,11 @@ def __getattr__(name: str) -> Any:
 
 
 def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
-    """The Trainer's ``logger`` flag as a list: None/True give a CSVLogger, False none."""
+    """The Trainer's ``logger`` flag as a list of loggers.
+
+    None or True give a :class:`CSVLogger` in ``default_root_dir``; False
+    gives none; a Logger, or a list or tuple of them, is used as given.
+    """
     from ember.errors import MisconfigurationError
 
     if logger is None or logger is True:
@@ -28,8 +40,9 @@ def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
         return []
     loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
     for item in loggers:
-        if not callable(getattr(item, "log_metrics", None)):
+        if not isinstance(item, Logger):
             raise MisconfigurationError(
-                f"Trainer(logger={item!r}): accepted are True, False, a Logger or a list of Loggers"
+                f"Trainer(logger={logger!r}): {item!r} is not an ember.loggers.Logger; accepted are True, False, "
+                "None, a Logger or a list of Loggers"
             )
     return loggers

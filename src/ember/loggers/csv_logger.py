@@ -1,118 +1,103 @@
-"""CSVLogger: metrics.csv and hparams.yaml under ``save_dir/name/version_N``, no dependencies."""
+"""CSVLogger, the default logger: metrics.csv and hparams.yaml under ``save_dir/name/version_N``.
+
+It needs nothing beyond the standard library (and PyYAML for hparams.yaml),
+so every run leaves a log that a spreadsheet or pandas can read. Rows are
+buffered and written every ``flush_logs_every_n_steps`` rows and when the
+run ends; a metric that first appears mid-run adds a column, and the file is
+rewritten once with the full header.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+from argparse import Namespace
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from ember.loggers.base import Logger
+from ember.core.rank import rank_zero_only, rank_zero_warn
+from ember.errors import EmberWarning
+from ember.loggers.base import FileLogger
 
 
-class CSVLogger(Logger):
-    """Write one CSV row per logging step, a column per metric, and hparams.yaml.
+class CSVLogger(FileLogger):
+    """Write one CSV row per ``log_metrics`` call, with a column per metric name, and hparams.yaml.
 
-    :param save_dir: the folder the experiment folders go in.
-    :param name: the experiment folder ("ember_logs").
-    :param version: an int (``version_N``) or a folder name; the next free number when None.
-    :param prefix: prepended to every metric name, joined with "-".
-    :param flush_logs_every_n_steps: rows are written to disk at least this often.
+    :param save_dir: the folder experiment folders go in (the Trainer's default logger uses default_root_dir).
+    :param name: the experiment folder; ``None`` or ``""`` puts versions straight into ``save_dir``.
+    :param version: an int (folder ``version_N``) or a folder name; the next free number when None.
+    :param prefix: put before every metric name, joined with "-".
+    :param flush_logs_every_n_steps: write buffered rows once this many are waiting.
     """
+
+    NAME_METRICS_FILE = "metrics.csv"
 
     def __init__(
         self,
-        save_dir: str | os.PathLike[str] = ".",
+        save_dir: str | os.PathLike[str],
         name: str | None = "ember_logs",
         version: int | str | None = None,
         prefix: str = "",
         flush_logs_every_n_steps: int = 100,
     ) -> None:
-        self._save_dir = os.fspath(save_dir)
-        self._name = name or ""
-        self._version = version
-        self._prefix = prefix
-        self._flush_every = flush_logs_every_n_steps
-        self._rows: list[dict[str, Any]] = []
+        super().__init__(save_dir, name, version, prefix)
+        self._flush_every = max(int(flush_logs_every_n_steps), 1)
+        self._buffer: list[dict[str, Any]] = []
         self._columns: list[str] = []
-        self._written = 0
-        self.hparams: dict[str, Any] = {}
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def save_dir(self) -> str:
-        return self._save_dir
-
-    @property
-    def version(self) -> int | str:
-        if self._version is None:
-            self._version = _next_version(Path(self._save_dir) / self._name)
-        return self._version
+        self._rows_logged = 0
+        self._file_started = False
 
     @property
     def metrics_file_path(self) -> str:
-        return str(Path(self.log_dir) / "metrics.csv")  # type: ignore[arg-type]
+        """``log_dir/metrics.csv``."""
+        return os.path.join(self.log_dir, self.NAME_METRICS_FILE)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        row = {(f"{self._prefix}-{key}" if self._prefix else key): value for key, value in metrics.items()}
-        if step is not None:
-            row["step"] = step
-        self._rows.append(row)
-        if len(self._rows) - self._written >= self._flush_every:
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Buffer one row: the metrics (prefixed) and ``step`` (the row's number when None)."""
+        row = self._prefixed(metrics)
+        row["step"] = self._rows_logged if step is None else step
+        self._buffer.append(row)
+        self._rows_logged += 1
+        if len(self._buffer) >= self._flush_every:
             self.save()
 
-    def log_hyperparams(self, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
-        self.hparams.update(params)
-        self._write_hparams()
+    @rank_zero_only
+    def log_hyperparams(self, params: Mapping[str, Any] | Namespace | None = None, *args: Any, **kwargs: Any) -> None:
+        """Merge ``params`` into :attr:`hparams` and rewrite ``log_dir/hparams.yaml``."""
+        self._record_hparams(params)
 
+    @rank_zero_only
     def save(self) -> None:
-        """Append new rows; rewrite the file when a new column appeared."""
-        if self._written == len(self._rows):
+        """Write the buffered rows: appended, or the whole file rewritten when a new column appeared."""
+        if not self._buffer:
             return
-        folder = Path(self.log_dir)  # type: ignore[arg-type]
-        folder.mkdir(parents=True, exist_ok=True)
-        keys = {key for row in self._rows[self._written :] for key in row}
-        new_columns = sorted(keys - set(self._columns))
-        if new_columns or not Path(self.metrics_file_path).exists():
-            self._columns = sorted(set(self._columns) | keys)
-            rows, mode = self._rows, "w"
+        os.makedirs(self.log_dir, exist_ok=True)
+        path = self.metrics_file_path
+        keys = set().union(*self._buffer)
+        new_columns = keys.difference(self._columns)
+        if new_columns:
+            self._columns = sorted(new_columns.union(self._columns))
+        rows = self._buffer
+        if not self._file_started:
+            if os.path.isfile(path):
+                rank_zero_warn(f"CSVLogger: {path} exists from an earlier run and is overwritten", EmberWarning)
+            mode = "w"
+        elif new_columns:
+            with open(path, newline="") as handle:
+                rows = [*csv.DictReader(handle), *rows]
+            mode = "w"
         else:
-            rows, mode = self._rows[self._written :], "a"
-        with open(self.metrics_file_path, mode, newline="") as handle:
+            mode = "a"
+        with open(path, mode, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self._columns)
             if mode == "w":
                 writer.writeheader()
             writer.writerows(rows)
-        self._written = len(self._rows)
+        self._file_started = True
+        self._buffer = []
 
-    def _write_hparams(self) -> None:
-        import yaml
-
-        folder = Path(self.log_dir)  # type: ignore[arg-type]
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "hparams.yaml", "w") as handle:
-            yaml.safe_dump(_plain(self.hparams), handle, sort_keys=False)
-
-
-def _next_version(root: Path) -> int:
-    versions = [
-        int(entry.name.split("_", 1)[1])
-        for entry in (root.iterdir() if root.is_dir() else [])
-        if entry.is_dir() and entry.name.startswith("version_") and entry.name.split("_", 1)[1].isdigit()
-    ]
-    return max(versions) + 1 if versions else 0
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with everything YAML cannot hold safely turned into its repr."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Write whatever is still buffered."""
+        self.save()

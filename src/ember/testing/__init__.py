@@ -5,7 +5,8 @@ every test these fixtures:
 
 * ``trainer_factory`` -- ``trainer_factory(callbacks=[MyCallback()], max_epochs=2)`` returns a
   Trainer with fast defaults (no progress bar, no summary, no checkpointing,
-  logs in a temporary folder) that any keyword overrides;
+  no logger, in a temporary folder) that any keyword overrides; a checkpoint,
+  progress bar or summary callback you pass is used rather than refused;
 * ``tiny_model`` / ``tiny_datamodule`` -- a small regression model and its data;
 * ``hook_recorder`` -- a callback that records every hook call, with
   ``assert_sequence([...])`` to check an order.
@@ -37,7 +38,14 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    """Import the torch-backed helpers on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ember.testing' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -62,6 +62,10 @@ def run_evaluation(
                     with trainer._precision.forward_context():
                         output = step(batch, batch_idx, *extra)
                     call_batch_hook(trainer, batch_end, batch, batch_idx, dataloader_idx, several, output)
+                    if stage != RunningStage.SANITY_CHECKING:
+                        seen = trainer._seen_eval_batches
+                        trainer._log_to_loggers(store.take_step_metrics(), step=seen[dataloader_idx], add_epoch=False)
+                        seen[dataloader_idx] += 1
         store.dataloader_suffix = ""
         trainer._hook(f"on_{prefix}_epoch_end")
         logged = store.end_epoch()

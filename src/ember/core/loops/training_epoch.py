@@ -84,7 +84,9 @@ class TrainingEpoch:
                     module.on_train_batch_end(outputs, batch, batch_idx)  # type: ignore[union-attr]
                 progress.batches_in_epoch += 1
                 progress.total_batches += 1
-                if (progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop:
+                if optimization.stepped and (
+                    (progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop
+                ):
                     trainer._log_to_loggers(store.take_step_metrics(), step=progress.stepped_batches)
                 if self._should_validate(batch_idx, is_last):
                     self._validate()

@@ -1,0 +1,232 @@
+"""TensorBoardLogger: real TensorBoard event files under ``save_dir/name/version_N``.
+
+It writes through ``torch.utils.tensorboard.SummaryWriter``, which needs the
+``tensorboard`` package and not TensorFlow. The writer (and the tensorboard
+import, which is slow) is created on first use, on global rank 0 only.
+hparams.yaml goes next to the event file, as the CSV logger writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from argparse import Namespace
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any
+
+from ember.core.rank import rank_zero_only, rank_zero_warn
+from ember.errors import EmberWarning
+from ember.loggers.base import DummyExperiment, FileLogger, save_hparams_yaml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.utils.tensorboard import SummaryWriter
+
+
+class TensorBoardLogger(FileLogger):
+    """Log scalars, hyperparameters and the model graph in TensorBoard's format.
+
+    :param save_dir: the folder experiment folders go in.
+    :param name: the experiment folder; ``None`` or ``""`` puts versions straight into ``save_dir``.
+    :param version: an int (folder ``version_N``) or a folder name; the next free number when None.
+    :param log_graph: whether ``log_graph`` (called when fit starts) adds the model's graph; it traces
+        the model with ``model.example_input_array``.
+    :param default_hp_metric: log ``hp_metric = -1`` with the hyperparameters when no metric is given, so
+        TensorBoard's HPARAMS tab shows the run; log the real ``hp_metric`` later with ``self.log``.
+    :param prefix: put before every metric name, joined with "-".
+    :param sub_dir: a folder inside the version folder for the event files.
+    :param summary_writer_kwargs: passed on to ``SummaryWriter`` (e.g. ``max_queue``, ``flush_secs``).
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike[str],
+        name: str | None = "ember_logs",
+        version: int | str | None = None,
+        log_graph: bool = False,
+        default_hp_metric: bool = True,
+        prefix: str = "",
+        sub_dir: str | os.PathLike[str] | None = None,
+        **summary_writer_kwargs: Any,
+    ) -> None:
+        super().__init__(save_dir, name, version, prefix)
+        self._log_graph = log_graph
+        self._default_hp_metric = default_hp_metric
+        self._sub_dir = None if sub_dir is None else os.fspath(sub_dir)
+        self._kwargs = summary_writer_kwargs
+        self._experiment: SummaryWriter | None = None
+
+    @property
+    def sub_dir(self) -> str | None:
+        return self._sub_dir
+
+    @property
+    def log_dir(self) -> str:
+        """``save_dir/name/version_N[/sub_dir]``, with ``~`` and environment variables expanded."""
+        folder = super().log_dir
+        assert folder is not None
+        if self._sub_dir is not None:
+            folder = os.path.join(folder, self._sub_dir)
+        return os.path.expanduser(os.path.expandvars(folder))
+
+    @property
+    def experiment(self) -> SummaryWriter:
+        """The ``SummaryWriter``, for anything beyond scalars: ``logger.experiment.add_histogram(...)``.
+
+        On ranks other than 0 it is a stand-in whose methods do nothing.
+        """
+        if self._experiment is not None:
+            return self._experiment
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+            return DummyExperiment()  # type: ignore[return-value]
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
+        return self._experiment
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """One scalar per metric at ``step``; a dict value becomes a group of scalars (``add_scalars``)."""
+        for key, value in self._prefixed(metrics).items():
+            if isinstance(value, Mapping):
+                self.experiment.add_scalars(key, dict(value), step)
+                continue
+            try:
+                self.experiment.add_scalar(key, value, step)
+            except Exception as error:
+                raise ValueError(
+                    f"TensorBoardLogger cannot log {key}={value!r} ({type(value).__name__}); "
+                    "accepted are numbers, one-element tensors and dicts of numbers"
+                ) from error
+
+    @rank_zero_only
+    def log_hyperparams(
+        self,
+        params: Mapping[str, Any] | Namespace | None,
+        metrics: Mapping[str, Any] | float | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Record hyperparameters for the HPARAMS tab and hparams.yaml.
+
+        Without ``metrics``, ``hp_metric = -1`` is logged when ``default_hp_metric`` is on (otherwise
+        the HPARAMS tab gets nothing); a bare number is taken as ``hp_metric``.
+        """
+        params = self._record_hparams(params)
+        if metrics is None:
+            metrics = {"hp_metric": -1} if self._default_hp_metric else None
+        elif not isinstance(metrics, Mapping):
+            metrics = {"hp_metric": metrics}
+        if not metrics:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        self.log_metrics(metrics, step)
+        flat = _sanitize(_flatten(params))
+        writer = self.experiment._get_file_writer()
+        for summary in hparams(flat, dict(metrics)):
+            writer.add_summary(summary, step)
+
+    @rank_zero_only
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """Trace ``model`` on ``input_array`` (default ``model.example_input_array``) and add its graph.
+
+        Does nothing unless the logger was made with ``log_graph=True``.
+        """
+        if not self._log_graph:
+            return
+        import torch
+
+        if input_array is None:
+            input_array = getattr(model, "example_input_array", None)
+        if input_array is None:
+            rank_zero_warn(
+                "TensorBoardLogger(log_graph=True) could not log the graph: set model.example_input_array "
+                "or pass input_array",
+                EmberWarning,
+            )
+            return
+        if not isinstance(input_array, (torch.Tensor, tuple)):
+            rank_zero_warn(
+                f"TensorBoardLogger(log_graph=True) could not log the graph: the input is a "
+                f"{type(input_array).__name__}; give a tensor, or a tuple of forward()'s positional arguments",
+                EmberWarning,
+            )
+            return
+        input_array = _to_model_device(model, input_array)
+        with warnings.catch_warnings():  # add_graph traces with torch.jit, which torch marks deprecated
+            warnings.filterwarnings("ignore", r".*torch\.jit\.trace", DeprecationWarning)
+            self.experiment.add_graph(model, input_array)
+
+    @rank_zero_only
+    def save(self) -> None:
+        """Flush the event file; write hparams.yaml if the version folder exists and it is missing."""
+        if self._experiment is not None:
+            self._experiment.flush()
+        if os.path.isdir(self.log_dir) and not os.path.isfile(self.hparams_file_path):
+            save_hparams_yaml(self.hparams_file_path, self.hparams)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Write hparams.yaml after a successful run; flush and close the event file (a later log opens a new one)."""
+        if status == "success":
+            self.save()
+        if self._experiment is not None:
+            self._experiment.flush()
+            self._experiment.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_experiment"] = None
+        return state
+
+
+def _to_model_device(model: Any, input_array: Any) -> Any:
+    """The input after the model's batch-transfer hooks, on the model's device, as training batches are."""
+    import torch
+
+    device = getattr(model, "device", None)
+    if not isinstance(device, torch.device):
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if callable(getattr(model, "on_before_batch_transfer", None)):
+        input_array = model.on_before_batch_transfer(input_array, 0)
+        input_array = model.transfer_batch_to_device(input_array, device, 0)
+        return model.on_after_batch_transfer(input_array, 0)
+    if isinstance(input_array, tuple):
+        return tuple(item.to(device) if isinstance(item, torch.Tensor) else item for item in input_array)
+    return input_array.to(device)
+
+
+def _flatten(params: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
+    """Nested hyperparameters as one level, names joined with "/": ``{"a": {"b": 1}}`` gives ``{"a/b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{parent}/{key}" if parent else str(key)
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        elif isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, MutableMapping):
+            flat.update(_flatten(value, name))
+        elif isinstance(value, list) and value and all(isinstance(item, MutableMapping) for item in value):
+            for index, item in enumerate(value):
+                flat.update(_flatten(item, f"{name}/{index}"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _sanitize(params: dict[str, Any]) -> dict[str, Any]:
+    """Values TensorBoard's hparams accept: numbers, strings, bools and tensors; anything else as its str."""
+    import torch
+
+    sane: dict[str, Any] = {}
+    for key, value in params.items():
+        item = getattr(value, "item", None)
+        if not isinstance(value, torch.Tensor) and callable(item) and getattr(value, "ndim", None) == 0:
+            value = item()  # numpy scalars
+        if isinstance(value, torch.Tensor) and value.ndim > 1:
+            value = str(value)
+        elif type(value) not in (bool, int, float, str, torch.Tensor):
+            value = str(value)
+        sane[key] = value
+    return sane

@@ -1,0 +1,179 @@
+"""TensorBoardLogger: real event files, read back with tensorboard's EventAccumulator."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+from ember.core.rank import rank_zero_only
+from ember.errors import EmberWarning
+from ember.loggers import TensorBoardLogger
+from ember.loggers.base import DummyExperiment
+from ember.testing import TinyModel
+
+
+def events(folder: str | Path) -> EventAccumulator:
+    """Everything written to the event files in ``folder``."""
+    files = sorted(Path(folder).glob("events.out.tfevents.*"))
+    assert files, f"no event file in {folder}"
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return accumulator
+
+
+def scalars(accumulator: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def logged_hparams(accumulator: EventAccumulator) -> dict[str, object]:
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    values = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in values.items()}
+
+
+def test_training_writes_the_logged_scalars_at_lightnings_steps(trainer_factory, counting_model, tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    trainer = trainer_factory(logger=logger, log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer.fit(counting_model())
+    assert trainer.log_dir == logger.log_dir == str(tmp_path / "ember_logs" / "version_0")
+    accumulator = events(logger.log_dir)
+    assert set(accumulator.Tags()["scalars"]) == {"a_step", "a_epoch", "b", "val", "epoch"}
+    assert scalars(accumulator, "a_step") == [(0, 1), (1, 5), (2, 9), (3, 13), (4, 1), (5, 5), (6, 9), (7, 13)]
+    assert scalars(accumulator, "a_epoch") == [(3, 7), (7, 7)]
+    assert scalars(accumulator, "b") == [(3, 70), (7, 70)]
+    assert scalars(accumulator, "val") == [(3, 2003), (7, 2003)]
+    assert [value for _, value in scalars(accumulator, "epoch")] == [0] * 6 + [1] * 6
+
+
+def test_saved_hyperparameters_go_to_the_hparams_tab_with_hp_metric_and_to_hparams_yaml(
+    trainer_factory, tmp_path
+) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    trainer_factory(logger=logger, max_epochs=1, limit_train_batches=2, limit_val_batches=1).fit(TinyModel(lr=0.01))
+    accumulator = events(logger.log_dir)
+    assert scalars(accumulator, "hp_metric") == [(0, -1)]
+    assert logged_hparams(accumulator) == {"features": 32, "lr": 0.01, "batch_size": 8}
+    saved = yaml.safe_load((Path(logger.log_dir) / "hparams.yaml").read_text())
+    assert saved == {"features": 32, "lr": 0.01, "batch_size": 8}
+
+
+def test_without_saved_hyperparameters_no_hparams_are_logged_but_hparams_yaml_is_written(
+    trainer_factory, counting_model, tmp_path
+) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    trainer_factory(logger=logger, max_epochs=1, num_sanity_val_steps=0).fit(counting_model())
+    accumulator = events(logger.log_dir)
+    assert "hp_metric" not in accumulator.Tags()["scalars"]
+    assert (Path(logger.log_dir) / "hparams.yaml").read_text() == "{}\n"
+
+
+def test_log_hyperparams_flattens_nested_values_and_takes_a_number_as_hp_metric(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    logger.log_hyperparams({"optimizer": {"name": "sgd", "lr": 0.1}, "layer": torch.nn.ReLU}, metrics=0.5, step=3)
+    logger.finalize("success")
+    accumulator = events(logger.log_dir)
+    assert scalars(accumulator, "hp_metric") == [(3, 0.5)]
+    assert logged_hparams(accumulator) == {
+        "optimizer/name": "sgd",
+        "optimizer/lr": 0.1,
+        "layer": "<class 'torch.nn.modules.activation.ReLU'>",
+    }
+
+
+def test_default_hp_metric_false_logs_no_placeholder(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path, default_hp_metric=False)
+    logger.log_hyperparams({"lr": 0.1})
+    logger.log_metrics({"loss": 1.0}, step=0)
+    logger.finalize("success")
+    accumulator = events(logger.log_dir)
+    assert accumulator.Tags()["scalars"] == ["loss"]
+    with pytest.raises(KeyError):
+        accumulator.PluginTagToContent("hparams")
+
+
+def test_log_graph_traces_the_model_with_its_example_input(trainer_factory, counting_model, tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path, log_graph=True)
+    trainer_factory(logger=logger, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(counting_model())
+    assert events(logger.log_dir).Tags()["graph"] is True
+
+
+def test_log_graph_is_off_by_default(trainer_factory, counting_model, tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    trainer_factory(logger=logger, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(counting_model())
+    assert events(logger.log_dir).Tags()["graph"] is False
+
+
+def test_log_graph_takes_an_explicit_input_and_warns_without_one(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path, log_graph=True)
+    model = torch.nn.Linear(3, 1)
+    with pytest.warns(EmberWarning, match="example_input_array"):
+        logger.log_graph(model)
+    with pytest.warns(EmberWarning, match="the input is a list"):
+        logger.log_graph(model, [torch.zeros(1, 3)])
+    logger.log_graph(model, torch.zeros(1, 3))
+    logger.finalize("success")
+    assert events(logger.log_dir).Tags()["graph"] is True
+
+
+def test_experiment_is_a_summary_writer_for_anything_beyond_scalars(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path, name="exp", version="run-a", flush_secs=5)
+    assert isinstance(logger.experiment, SummaryWriter)
+    logger.experiment.add_histogram("weights", torch.arange(10.0), 0)
+    logger.finalize("success")
+    assert events(tmp_path / "exp" / "run-a").Tags()["histograms"] == ["weights"]
+
+
+def test_prefix_sub_dir_and_dict_values(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path, prefix="run", sub_dir="tb")
+    assert logger.log_dir == str(tmp_path / "ember_logs" / "version_0" / "tb")
+    logger.log_metrics({"loss": torch.tensor(0.5), "lr": {"a": 1.0, "b": 2.0}}, step=2)
+    logger.finalize("success")
+    assert scalars(events(logger.log_dir), "run-loss") == [(2, 0.5)]
+    groups = sorted(path.name for path in Path(logger.log_dir).iterdir() if path.is_dir())
+    assert groups == ["run-lr_a", "run-lr_b"]  # add_scalars writes one run per key
+
+
+def test_a_value_that_is_not_a_number_is_a_clear_error(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    with pytest.raises(ValueError, match="cannot log loss='high'"):
+        logger.log_metrics({"loss": "high"}, step=0)
+    logger.finalize("failed")
+
+
+def test_versions_count_up_and_finalize_closes_so_a_new_run_gets_a_new_folder(tmp_path) -> None:
+    first = TensorBoardLogger(tmp_path)
+    first.log_metrics({"loss": 1.0}, step=0)
+    first.finalize("success")
+    (tmp_path / "ember_logs" / "version_4").mkdir()
+    second = TensorBoardLogger(tmp_path)
+    assert (first.version, second.version) == (0, 5)
+    first.log_metrics({"loss": 2.0}, step=1)  # after finalize, a new event file opens
+    first.finalize("success")
+    assert scalars(events(first.log_dir), "loss") == [(0, 1.0), (1, 2.0)]
+
+
+def test_a_logger_pickles_without_its_writer(tmp_path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    logger.log_metrics({"loss": 1.0}, step=0)
+    copy = pickle.loads(pickle.dumps(logger))
+    assert (copy.log_dir, copy.version) == (logger.log_dir, 0)
+    logger.finalize("success")
+
+
+def test_on_other_ranks_nothing_is_written_and_experiment_does_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    logger = TensorBoardLogger(tmp_path, log_graph=True)
+    assert isinstance(logger.experiment, DummyExperiment)
+    logger.experiment.add_scalar("x", 1.0, 0)
+    logger.log_hyperparams({"lr": 0.1})
+    logger.log_metrics({"loss": 1.0}, step=0)
+    logger.log_graph(torch.nn.Linear(1, 1), torch.zeros(1, 1))
+    logger.finalize("success")
+    assert not tmp_path.joinpath("ember_logs").exists()

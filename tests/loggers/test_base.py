@@ -104,36 +104,36 @@ def test_log_dir_is_save_dir_name_version_and_none_without_a_save_dir(tmp_path) 
 
 
 @pytest.mark.parametrize("flag", [True, None])
-def test_logger_true_or_none_is_a_csv_logger_in_default_root_dir(tmp_path, flag) -> None:
-    trainer = ember.Trainer(logger=flag, default_root_dir=tmp_path)
+def test_logger_true_or_none_is_a_csv_logger_in_default_root_dir(trainer_factory, tmp_path, flag) -> None:
+    trainer = trainer_factory(logger=flag)
     assert [type(logger) for logger in trainer.loggers] == [CSVLogger]
     assert trainer.logger.save_dir == str(tmp_path)
     assert trainer.log_dir == str(tmp_path / "ember_logs" / "version_0")
 
 
-def test_logger_false_means_none_and_log_dir_is_default_root_dir(tmp_path) -> None:
-    trainer = ember.Trainer(logger=False, default_root_dir=tmp_path)
+def test_logger_false_means_none_and_log_dir_is_default_root_dir(trainer_factory, tmp_path) -> None:
+    trainer = trainer_factory(logger=False)
     assert trainer.loggers == [] and trainer.logger is None
     assert trainer.log_dir == str(tmp_path)
 
 
-def test_one_logger_or_a_list_and_the_first_one_gives_log_dir(tmp_path) -> None:
+def test_one_logger_or_a_list_and_the_first_one_gives_log_dir(trainer_factory, tmp_path) -> None:
     single = ListLogger(str(tmp_path / "a"))
-    assert ember.Trainer(logger=single).loggers == [single]
+    assert trainer_factory(logger=single).loggers == [single]
     tensorboard = TensorBoardLogger(tmp_path / "tb", sub_dir="events")
-    trainer = ember.Trainer(logger=(tensorboard, single), default_root_dir=tmp_path)
+    trainer = trainer_factory(logger=(tensorboard, single))
     assert trainer.loggers == [tensorboard, single]
     assert trainer.log_dir == str(tmp_path / "tb" / "ember_logs" / "version_0" / "events")
 
 
-def test_a_logger_without_a_folder_leaves_log_dir_at_default_root_dir(tmp_path) -> None:
-    assert ember.Trainer(logger=ListLogger(), default_root_dir=tmp_path).log_dir == str(tmp_path)
+def test_a_logger_without_a_folder_leaves_log_dir_at_default_root_dir(trainer_factory, tmp_path) -> None:
+    assert trainer_factory(logger=ListLogger()).log_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize("bad", ["csv", [CSVLogger("."), "tensorboard"], 3])
-def test_anything_else_is_a_misconfiguration_naming_it(bad) -> None:
+def test_anything_else_is_a_misconfiguration_naming_it(trainer_factory, bad) -> None:
     with pytest.raises(MisconfigurationError, match="accepted are True, False, None, a Logger or a list"):
-        ember.Trainer(logger=bad)
+        trainer_factory(logger=bad)
 
 
 def test_an_object_may_be_both_a_callback_and_a_logger(trainer_factory, counting_model) -> None:

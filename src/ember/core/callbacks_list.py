@@ -37,5 +37,21 @@ def merge_model_callbacks(plugins: Sequence[Any], model_callbacks: Sequence[Any]
 
 
 def arrange_callbacks(plugins: Sequence[Any]) -> list[Any]:
-    """Checkpoint callbacks after all others, so they save what the others changed; order kept otherwise."""
+    """Checkpoint callbacks after all others, so they save what the others changed; order kept otherwise.
+
+    Also where a second progress bar is refused: two would draw over each other.
+    """
+    check_single_progress_bar(plugins)
     return [p for p in plugins if not isinstance(p, Checkpoint)] + [p for p in plugins if isinstance(p, Checkpoint)]
+
+
+def check_single_progress_bar(plugins: Sequence[Any]) -> None:
+    """Raise if ``plugins`` holds more than one :class:`~ember.plugins.progress_bar.ProgressBar`."""
+    from ember.plugins.progress_bar import ProgressBar
+
+    bars = [p for p in plugins if isinstance(p, ProgressBar)]
+    if len(bars) > 1:
+        raise MisconfigurationError(
+            f"the callbacks hold {len(bars)} progress bars ({', '.join(type(b).__name__ for b in bars)}); "
+            "only one progress bar can be active: keep one of them"
+        )

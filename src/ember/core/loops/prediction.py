@@ -41,6 +41,7 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
     loop.return_predictions = return_predictions
     loop.predictions = [[] for _ in loaders]
     loop.epoch_batch_indices = [[] for _ in loaders]
+    keep = return_predictions or _feeds_epoch_writer(trainer)
     several = len(loaders) > 1
     trainer.state.stage = RunningStage.PREDICTING
     trainer._fx = "on_predict_model_eval"
@@ -61,11 +62,21 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
                     with trainer._precision.forward_context():
                         output = module.predict_step(batch, batch_idx, *extra)  # type: ignore[union-attr]
                     call_batch_hook(trainer, "on_predict_batch_end", batch, batch_idx, dataloader_idx, several, output)
-                    if return_predictions:
+                    if keep:
                         loop.predictions[dataloader_idx].append(output)
                         loop.epoch_batch_indices[dataloader_idx].append(loop.current_batch_indices)
         trainer._hook("on_predict_epoch_end")
+        if not return_predictions:  # they were kept for the prediction writers only
+            loop.predictions = [[] for _ in loaders]
+            loop.epoch_batch_indices = [[] for _ in loaders]
         trainer._hook("on_predict_end")
     if not return_predictions:
         return None
     return loop.predictions if several else loop.predictions[0]
+
+
+def _feeds_epoch_writer(trainer: Trainer) -> bool:
+    """Whether a prediction writer wants every prediction at the epoch's end."""
+    from ember.plugins.prediction_writer import BasePredictionWriter
+
+    return any(isinstance(c, BasePredictionWriter) and c.interval.on_epoch for c in trainer.callbacks)

@@ -496,6 +496,8 @@ def plugins_for_trainer(
                 raise PluginFault(incompatible, status="incompatible")
             value = load(ep)
             plugins = instantiate(ep, value, kind_of(value), user_plugins)
+            if ep.source == "builtin" and ep.name == "timer" and plugins:  # Trainer(max_time=...) sets its budget
+                plugins = [value(duration=trainer.max_time, interval="step")]
             names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
             for plugin, name in zip(plugins, names):
                 hooks_of(plugin, name, ep.origin, scratch)

@@ -39,17 +39,25 @@ class Snapshots(ember.Callback):
         self.epoch_ends.append(weights(pl_module))
 
 
-class CrashAfterEpoch(ember.Callback):
-    """Save a checkpoint at the end of epoch ``epoch`` (after the other callbacks' epoch end), then fail."""
+class Crash(ember.Callback):
+    """Save a checkpoint after the other callbacks at the end of ``epoch`` or of optimizer step ``step``, then fail."""
 
-    def __init__(self, epoch: int, path: Path) -> None:
-        self.epoch, self.path = epoch, path
+    def __init__(self, path: Path, epoch: int | None = None, step: int | None = None) -> None:
+        self.path, self.epoch, self.step = path, epoch, step
+
+    def _crash(self, trainer: Any) -> None:
+        trainer.save_checkpoint(self.path)
+        raise RuntimeError("simulated crash")
+
+    @ember.hookimpl(trylast=True)
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            self._crash(trainer)
 
     @ember.hookimpl(trylast=True)
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.current_epoch == self.epoch:
-            trainer.save_checkpoint(self.path)
-            raise RuntimeError("simulated crash")
+            self._crash(trainer)
 
 
 def mean(snapshots: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -178,7 +186,7 @@ def test_checkpoint_holds_the_average_as_state_dict_and_the_live_weights_beside_
 ) -> None:
     snapshots, path = Snapshots(), tmp_path / "crash.ckpt"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(trainer_factory, [snapshots, WeightAveraging(), CrashAfterEpoch(0, path)])
+        fit(trainer_factory, [snapshots, WeightAveraging(), Crash(path, epoch=0)])
     checkpoint = torch.load(path, weights_only=True)
     assert_close(checkpoint["state_dict"], mean(snapshots.steps))
     assert_close(checkpoint["current_model_state"], snapshots.steps[-1])
@@ -187,20 +195,34 @@ def test_checkpoint_holds_the_average_as_state_dict_and_the_live_weights_beside_
     assert checkpoint["callbacks"]["WeightAveraging"] == {"latest_update_step": 8, "latest_update_epoch": -1}
 
 
+def test_checkpoint_saved_during_validation_has_the_same_layout(trainer_factory: Any, tmp_path: Path) -> None:
+    class SaveInValidation(ember.Callback):
+        def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            if not trainer.sanity_checking and trainer.current_epoch == 0:
+                trainer.save_checkpoint(tmp_path / "validation.ckpt")
+
+    snapshots = Snapshots()
+    fit(trainer_factory, [snapshots, SaveInValidation(), WeightAveraging()], max_epochs=1)
+    checkpoint = torch.load(tmp_path / "validation.ckpt", weights_only=True)
+    assert_close(checkpoint["state_dict"], mean(snapshots.steps))
+    assert_close(checkpoint["current_model_state"], snapshots.steps[-1])
+
+
+@pytest.mark.parametrize("crash", [{"epoch": 1}, {"step": 13}], ids=["epoch-end", "mid-epoch"])
 @pytest.mark.parametrize(
     "make_callback",
-    [WeightAveraging, lambda: EMAWeightAveraging(decay=0.7, update_every_n_steps=2)],
+    [WeightAveraging, lambda: EMAWeightAveraging(decay=0.7, update_every_n_steps=2, update_starting_at_epoch=2)],
     ids=["swa", "ema"],
 )
 def test_crash_and_resume_ends_with_the_same_average_as_an_uninterrupted_run(
-    trainer_factory: Any, tmp_path: Path, make_callback: Any
+    trainer_factory: Any, tmp_path: Path, make_callback: Any, crash: dict[str, int]
 ) -> None:
     whole = make_callback()
     expected = fit(trainer_factory, [whole], max_epochs=4)
 
     path = tmp_path / "crash.ckpt"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(trainer_factory, [make_callback(), CrashAfterEpoch(1, path)], max_epochs=4)
+        fit(trainer_factory, [make_callback(), Crash(path, **crash)], max_epochs=4)
     torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
     model, resumed = TinyModel(), make_callback()
     trainer = trainer_factory(max_epochs=4, callbacks=[resumed])
@@ -217,7 +239,7 @@ def test_crash_and_resume_ends_with_the_same_average_as_an_uninterrupted_run(
 def test_validate_from_a_weight_averaging_checkpoint_uses_the_average(trainer_factory: Any, tmp_path: Path) -> None:
     snapshots, path = Snapshots(), tmp_path / "crash.ckpt"
     with pytest.raises(RuntimeError):
-        fit(trainer_factory, [snapshots, WeightAveraging(), CrashAfterEpoch(0, path)])
+        fit(trainer_factory, [snapshots, WeightAveraging(), Crash(path, epoch=0)])
     model = TinyModel()
     trainer = trainer_factory(callbacks=[WeightAveraging()])
     with pytest.warns(EmberWarning, match="outside fit"):

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import torch
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, Sampler
 
 from ember.errors import MisconfigurationError
@@ -137,7 +138,10 @@ def _iterator(loader: Iterable[Any], skip: int) -> Iterator[Any]:
         and loader.batch_sampler is not None
         and not isinstance(loader.dataset, IterableDataset)
     ):
-        return iter(_skipping_copy(loader, skip))
+        sampler = _SkipFirst(loader.batch_sampler, skip)
+        iterator = iter(_with_batch_sampler(loader, sampler))
+        sampler.start()
+        return iterator
     iterator = iter(loader)
     for _ in range(skip):
         next(iterator, None)
@@ -145,20 +149,46 @@ def _iterator(loader: Iterable[Any], skip: int) -> Iterator[Any]:
 
 
 class _SkipFirst(Sampler[list[int]]):
-    """A batch sampler that draws its inner sampler's batches and drops the first ``skip``."""
+    """A batch sampler that draws its inner sampler's batches and drops the first ``skip``.
+
+    A DataLoader draws its base seed when its iterator is created, and a
+    shuffling sampler its order at the first batch (at once with workers).
+    :meth:`start` draws the order right after the base seed, as the
+    interrupted epoch did, whatever the loader fetches later.
+    """
 
     def __init__(self, batch_sampler: Sequence[list[int]] | BatchSampler, skip: int) -> None:
         self.batch_sampler, self.skip = batch_sampler, skip
+        self._inner: Iterator[list[int]] = iter(())
+        self._left = 0
 
     def __iter__(self) -> Iterator[list[int]]:
-        return itertools.islice(iter(self.batch_sampler), self.skip, None)
+        self._inner, self._left = iter(self.batch_sampler), self.skip
+        return self
+
+    def __next__(self) -> list[int]:
+        self.start()
+        return next(self._inner)
+
+    def start(self) -> None:
+        """Draw the order and drop the skipped batches now, if not done yet."""
+        for _ in range(self._left):
+            next(self._inner, None)
+        self._left = 0
 
     def __len__(self) -> int:
         return max(len(self.batch_sampler) - self.skip, 0)  # type: ignore[arg-type]
 
 
-def _skipping_copy(loader: DataLoader[Any], skip: int) -> DataLoader[Any]:
-    return _with_batch_sampler(loader, _SkipFirst(loader.batch_sampler, skip))  # type: ignore[arg-type]
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The ``torch.Generator`` objects a DataLoader and its samplers shuffle with, each once."""
+    found: list[torch.Generator] = []
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator) and all(generator is not known for known in found):
+            found.append(generator)
+    return found
 
 
 class IndexRecorder:

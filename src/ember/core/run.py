@@ -59,7 +59,7 @@ def run(
         trainer._fx = "configure_model"
         model.configure_model()
     trainer._refresh_hook_table()
-    checkpoint = _load_checkpoint(trainer, ckpt_path)
+    checkpoint = _load_checkpoint(trainer, fn, ckpt_path, options.get("weights_only"))
     if checkpoint is not None:
         from ember.core.checkpoint import restore_modules_and_callbacks
 
@@ -135,16 +135,24 @@ def _configure_optimizers(trainer: Trainer, model: Module) -> None:
     trainer._optimization = Optimization(trainer)
 
 
-def _load_checkpoint(trainer: Trainer, ckpt_path: Any) -> dict[str, Any] | None:
+def _load_checkpoint(
+    trainer: Trainer, fn: TrainerFn, ckpt_path: Any, weights_only: bool | None
+) -> dict[str, Any] | None:
+    """Read ``ckpt_path`` ("last", "best" or a file); safe loading unless ``weights_only=False`` is passed."""
+    trainer.fit_progress.resume_rng = None
+    trainer.ckpt_path = None
     if ckpt_path is None:
         return None
-    from ember.core.checkpoint import load_for_resume, resolve_ckpt_path
+    from ember.core.checkpoint import check_resumable, load_checkpoint_file, resolve_ckpt_path
 
     path = resolve_ckpt_path(trainer, ckpt_path)
     if path is None:
         return None
     trainer.ckpt_path = str(path)
-    return load_for_resume(path)
+    checkpoint = load_checkpoint_file(path, weights_only=weights_only is not False)
+    if fn == TrainerFn.FITTING:
+        check_resumable(checkpoint, path)
+    return checkpoint
 
 
 def _log_hyperparams(trainer: Trainer) -> None:

@@ -78,8 +78,13 @@ class FitProgress:
     epoch; ``stepped_batches`` counts the batches that ended an accumulation
     window over the whole run (the step index loggers see); ``epoch_done``
     is True while the epoch-end hooks run, so a checkpoint saved then resumes
-    at the next epoch; ``epoch_rng`` is the random state the epoch started
-    with, from which a mid-epoch resume rebuilds the same batch order.
+    at the next epoch; ``epoch_rng`` is the random state the epoch's batch
+    order was drawn from, from which a mid-epoch resume rebuilds that order.
+    ``pending`` describes the batch whose optimizer step is done but whose
+    end (counting, validation, stepping) is not, from ``on_train_batch_end``
+    until that end, so a checkpoint saved then resumes by finishing it.
+    ``resume_rng`` is not saved: it holds the random state of the checkpoint
+    a fit resumes from, until training continues from it.
     """
 
     epoch: int = 0
@@ -89,9 +94,18 @@ class FitProgress:
     stepped_batches: int = 0
     epoch_done: bool = False
     epoch_rng: dict[str, Any] | None = field(default=None, repr=False)
+    pending: dict[str, Any] | None = None
+    resume_rng: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def restarting(self) -> bool:
+        """Whether fit resumed from a checkpoint and has not continued training yet."""
+        return self.resume_rng is not None
 
     def state_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        state = asdict(self)
+        del state["resume_rng"]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, value in state.items():

@@ -224,14 +224,20 @@ class Trainer(TrainerProperties):
         val_dataloaders: Any = None,
         datamodule: Any = None,
         ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
     ) -> None:
-        """Train ``model``; resume from ``ckpt_path`` ("last", "best" or a file) when given."""
+        """Train ``model``; resume from ``ckpt_path`` ("last", "best" or a file) when given.
+
+        ``ckpt_path`` is read with ``torch.load(weights_only=True)`` unless
+        ``weights_only=False`` is passed, which may run code hidden in the file:
+        only for checkpoints you trust (the same for validate, test and predict).
+        """
         from ember.core.datamodule import DataModule
 
         if isinstance(train_dataloaders, DataModule):
             datamodule, train_dataloaders = train_dataloaders, None
         loaders = {"train": train_dataloaders, "val": val_dataloaders}
-        self._launch(TrainerFn.FITTING, model, loaders, datamodule, ckpt_path)
+        self._launch(TrainerFn.FITTING, model, loaders, datamodule, ckpt_path, weights_only=weights_only)
 
     def validate(
         self,
@@ -240,9 +246,12 @@ class Trainer(TrainerProperties):
         ckpt_path: str | Path | None = None,
         verbose: bool = True,
         datamodule: Any = None,
+        weights_only: bool | None = None,
     ) -> list[dict[str, float]]:
         """Run one validation pass; return one dict of metrics per dataloader."""
-        return self._launch(TrainerFn.VALIDATING, model, {"val": dataloaders}, datamodule, ckpt_path, verbose=verbose)  # type: ignore[no-any-return]
+        loaders = {"val": dataloaders}
+        options = {"verbose": verbose, "weights_only": weights_only}
+        return self._launch(TrainerFn.VALIDATING, model, loaders, datamodule, ckpt_path, **options)  # type: ignore[no-any-return]
 
     def test(
         self,
@@ -251,9 +260,12 @@ class Trainer(TrainerProperties):
         ckpt_path: str | Path | None = None,
         verbose: bool = True,
         datamodule: Any = None,
+        weights_only: bool | None = None,
     ) -> list[dict[str, float]]:
         """Run the test loop; return one dict of metrics per dataloader."""
-        return self._launch(TrainerFn.TESTING, model, {"test": dataloaders}, datamodule, ckpt_path, verbose=verbose)  # type: ignore[no-any-return]
+        loaders = {"test": dataloaders}
+        options = {"verbose": verbose, "weights_only": weights_only}
+        return self._launch(TrainerFn.TESTING, model, loaders, datamodule, ckpt_path, **options)  # type: ignore[no-any-return]
 
     def predict(
         self,
@@ -262,6 +274,7 @@ class Trainer(TrainerProperties):
         datamodule: Any = None,
         return_predictions: bool | None = None,
         ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
     ) -> Any:
         """Run ``predict_step`` over the predict dataloaders; return the predictions."""
         from ember.core.datamodule import DataModule
@@ -269,9 +282,8 @@ class Trainer(TrainerProperties):
         if isinstance(dataloaders, DataModule):
             datamodule, dataloaders = dataloaders, None
         keep = (self.strategy.world_size == 1) if return_predictions is None else return_predictions
-        return self._launch(
-            TrainerFn.PREDICTING, model, {"predict": dataloaders}, datamodule, ckpt_path, return_predictions=keep
-        )
+        options = {"return_predictions": keep, "weights_only": weights_only}
+        return self._launch(TrainerFn.PREDICTING, model, {"predict": dataloaders}, datamodule, ckpt_path, **options)
 
     def _launch(
         self,

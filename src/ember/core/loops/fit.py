@@ -57,7 +57,7 @@ def fit_done(trainer: Trainer) -> bool:
 
 def _sanity_check(trainer: Trainer) -> None:
     steps = trainer.num_sanity_val_steps
-    if steps == 0 or not trainer._validation_enabled():
+    if steps == 0 or not trainer._validation_enabled() or trainer.fit_progress.restarting:
         return
     loaders = trainer._loaders.get("val")
     trainer.sanity_checking = True

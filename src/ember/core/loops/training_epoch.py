@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ember.core.data import batches
+from ember.core.data import batches, loader_generators
 from ember.core.loops.dispatch import transfer_batch
 from ember.core.loops.evaluation import run_evaluation
 from ember.core.loops.optimization import Optimization
@@ -46,23 +47,14 @@ class TrainingEpoch:
         trainer, progress = self.trainer, self.trainer.fit_progress
         module = trainer.lightning_module
         loader = trainer._loaders["train"][0]
-        count = trainer.num_training_batches
-        skip = progress.batches_in_epoch
         _set_sampler_epoch(loader, progress.epoch)
-        if skip == 0:
-            progress.epoch_rng = capture_rng()
-            trainer._hook("on_train_epoch_start")
-            iterator = batches(loader, count)
-        else:
-            now = capture_rng()
-            if progress.epoch_rng is not None:
-                restore_rng(progress.epoch_rng)
-            iterator = batches(loader, count, skip)
-            restore_rng(now)
+        iterator = self._open_epoch(loader, trainer.num_training_batches)
         store, optimization = trainer._metrics, self.optimization
         batch_start, batch_end = self._batch_start, self._batch_end
         module_start, module_end = self._module_batch_start, self._module_batch_end
         with contextlib.closing(iterator):
+            if progress.pending is not None and self._finish_batch(**progress.pending):
+                iterator = _no_batches()
             for batch_idx, batch, is_last in iterator:
                 batch = transfer_batch(trainer, batch, 0)
                 store.batch = batch
@@ -77,26 +69,58 @@ class TrainingEpoch:
                     self._step_schedulers("step", plateau=False, batch_idx=batch_idx)
                     if is_last:
                         self._step_schedulers("epoch", plateau=False)
+                progress.pending = {"batch_idx": batch_idx, "is_last": is_last, "stepped": optimization.stepped}
                 trainer._fx = "on_train_batch_end"
                 if batch_end is not None:
                     batch_end(trainer=trainer, pl_module=module, outputs=outputs, batch=batch, batch_idx=batch_idx)
                 if module_end:
                     module.on_train_batch_end(outputs, batch, batch_idx)  # type: ignore[union-attr]
-                progress.batches_in_epoch += 1
-                progress.total_batches += 1
-                if optimization.stepped and (
-                    (progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop
-                ):
-                    trainer._log_to_loggers(store.take_step_metrics(), step=progress.stepped_batches)
-                if self._should_validate(batch_idx, is_last):
-                    self._validate()
-                if stepped and trainer.lr_scheduler_configs:
-                    self._step_schedulers("step", plateau=True, batch_idx=batch_idx)
-                if optimization.stepped:
-                    progress.stepped_batches += 1
-                if _should_end_epoch(trainer):
+                if self._finish_batch(**progress.pending):
                     break
         self._end_epoch()
+
+    def _open_epoch(self, loader: Any, count: float) -> Iterator[tuple[int, Any, bool]]:
+        """The epoch's batches; a resumed epoch redraws the interrupted one's order and skips what was done.
+
+        A fresh epoch runs on_train_epoch_start, then notes the random state
+        its batch order is drawn from. A resumed one (its on_train_epoch_start
+        already ran) rebuilds that order from the noted state and continues
+        with the random state the checkpoint was saved with.
+        """
+        trainer, progress = self.trainer, self.trainer.fit_progress
+        resumed, progress.resume_rng = progress.resume_rng, None
+        pending = progress.pending
+        skip = progress.batches_in_epoch + (1 if pending is not None and not pending.get("counted") else 0)
+        if skip == 0:
+            if resumed:
+                restore_rng(resumed)
+            trainer._hook("on_train_epoch_start")
+            progress.epoch_rng = _capture_epoch_rng(loader)
+            return batches(loader, count)
+        now = capture_rng()
+        if progress.epoch_rng is not None:
+            _restore_epoch_rng(progress.epoch_rng, loader)
+        iterator = batches(loader, count, skip) if skip < count else _no_batches()
+        restore_rng(resumed or now)
+        return iterator
+
+    def _finish_batch(self, batch_idx: int, is_last: bool, stepped: bool, counted: bool = False) -> bool:
+        """What follows on_train_batch_end: counting, step logging, validation, stepping; True to end the epoch."""
+        trainer, progress, optimization = self.trainer, self.trainer.fit_progress, self.optimization
+        if not counted:
+            progress.batches_in_epoch += 1
+            progress.total_batches += 1
+            progress.pending = {"batch_idx": batch_idx, "is_last": is_last, "stepped": stepped, "counted": True}
+            if stepped and ((progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop):
+                trainer._log_to_loggers(trainer._metrics.take_step_metrics(), step=progress.stepped_batches)
+            if self._should_validate(batch_idx, is_last):
+                self._validate()
+        if stepped and optimization.automatic and trainer.lr_scheduler_configs:
+            self._step_schedulers("step", plateau=True, batch_idx=batch_idx)
+        if stepped:
+            progress.stepped_batches += 1
+        progress.pending = None
+        return _should_end_epoch(trainer)
 
     def _end_epoch(self) -> None:
         trainer, progress = self.trainer, self.trainer.fit_progress
@@ -170,6 +194,21 @@ def _should_end_epoch(trainer: Trainer) -> bool:
     from ember.core.loops.fit import can_stop_early, max_steps_reached
 
     return max_steps_reached(trainer) or (trainer.should_stop and can_stop_early(trainer))
+
+
+def _no_batches() -> Iterator[tuple[int, Any, bool]]:
+    yield from ()
+
+
+def _capture_epoch_rng(loader: Any) -> dict[str, Any]:
+    """The global random state and that of the loader's own generators, from which its order is drawn."""
+    return {**capture_rng(), "loader": [generator.get_state() for generator in loader_generators(loader)]}
+
+
+def _restore_epoch_rng(state: dict[str, Any], loader: Any) -> None:
+    restore_rng(state)
+    for generator, saved in zip(loader_generators(loader), state.get("loader", [])):
+        generator.set_state(saved)
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:

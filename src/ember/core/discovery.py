@@ -304,17 +304,22 @@ def required_arguments(cls: type) -> list[str]:
 _NO_ARGUMENTS = "an autoloaded plugin class must work without arguments (or name a factory)"
 
 
-def instantiate(ep: EntryPoint, value: Any, kind: str, user_plugins: list[Any]) -> list[object]:
-    """The plugin objects ``ep`` contributes to one Trainer; none where the user already passed its class."""
+def instantiate(
+    ep: EntryPoint, value: Any, kind: str, user_plugins: list[Any], arguments: dict[str, Any] | None = None
+) -> list[object]:
+    """The plugin objects ``ep`` contributes to one Trainer; none where the user already passed its class.
+
+    :param arguments: constructor arguments for a built-in a Trainer flag configures (``max_time``'s Timer).
+    """
     if kind == "hookimpl":
         return [] if any(p is value for p in user_plugins) else [value]
     if kind == "callback":
         if any(isinstance(p, value) for p in user_plugins):
             return []
-        missing = required_arguments(value)
+        missing = [name for name in required_arguments(value) if name not in (arguments or {})]
         if missing:
             raise PluginFault(f"{value.__qualname__}() requires {', '.join(missing)}; {_NO_ARGUMENTS}")
-        made: Any = _call(value, "constructor")
+        made: Any = _call(value, "constructor", **(arguments or {}))
     elif kind == "factory":
         made = _call(value, "factory")
     else:
@@ -326,9 +331,9 @@ def instantiate(ep: EntryPoint, value: Any, kind: str, user_plugins: list[Any]) 
     return [item for item in items if not any(isinstance(p, type(item)) for p in user_plugins)]
 
 
-def _call(function: Any, what: str) -> Any:
+def _call(function: Any, what: str, **arguments: Any) -> Any:
     try:
-        return function()
+        return function(**arguments)
     except Exception as error:  # third-party code
         raise PluginFault(f"{what} raised {type(error).__name__}: {error}", cause=error) from None
 
@@ -450,18 +455,18 @@ def plugins_for_trainer(
         "enable_model_summary": enable_model_summary,
     }
     builtins = {ep.name: ep for ep in installed() if ep.source == "builtin"}
-    wanted: list[EntryPoint] = []
+    wanted: list[tuple[EntryPoint, dict[str, Any]]] = []
     faults: list[tuple[str, str | None, PluginFault]] = []
 
-    def want_builtin(name: str) -> None:
+    def want_builtin(name: str, **arguments: Any) -> None:
         if name in builtins:
-            wanted.append(builtins[name])
+            wanted.append((builtins[name], arguments))
         else:
             reason = f"ember's metadata has no {GROUP} entry point {name!r}; reinstall ember (pip install -e .)"
             faults.append((name, None, PluginFault(reason)))
 
     if trainer.max_time is not None:
-        want_builtin("timer")
+        want_builtin("timer", duration=trainer.max_time, interval="step")
     for name, (flag, replaced_by) in DEFAULTS.items():
         given = [p for p in user_plugins if _is_instance(p, replaced_by)]
         if flags[flag] is False:
@@ -472,8 +477,9 @@ def plugins_for_trainer(
             continue
         if not (given or settings.blocked_by(name) or (trainer.fast_dev_run and name == "model_summary")):
             want_builtin(name)
+    wanted_names = {ep.name for ep, _ in wanted}
     for name in settings.requested:
-        if name in builtins and name not in DEFAULTS and not settings.blocked_by(name):
+        if name in builtins and name not in DEFAULTS and not settings.blocked_by(name) and name not in wanted_names:
             want_builtin(name)
     for ep, taken in _unique(installed()):
         if ep.source == "builtin" or settings.blocked_by(ep.name):
@@ -483,21 +489,19 @@ def plugins_for_trainer(
         if taken is not None:
             faults.append((ep.name, ep.origin, PluginFault(f"the name is taken by {taken.origin} ({taken.value})")))
         else:
-            wanted.append(ep)
+            wanted.append((ep, {}))
     installed_names = {ep.name for ep in installed()}
     faults += [(n, None, PluginFault(_not_installed(n))) for n in settings.requested if n not in installed_names]
 
     records: list[PluginRecord] = []
     scratch = PluginManager()
-    for ep in wanted:
+    for ep, arguments in wanted:
         try:
             incompatible = ep.incompatibility()
             if incompatible is not None:
                 raise PluginFault(incompatible, status="incompatible")
             value = load(ep)
-            plugins = instantiate(ep, value, kind_of(value), user_plugins)
-            if ep.source == "builtin" and ep.name == "timer" and plugins:  # Trainer(max_time=...) sets its budget
-                plugins = [value(duration=trainer.max_time, interval="step")]
+            plugins = instantiate(ep, value, kind_of(value), user_plugins, arguments)
             names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
             for plugin, name in zip(plugins, names):
                 hooks_of(plugin, name, ep.origin, scratch)

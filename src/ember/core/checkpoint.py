@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import warnings
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,7 +226,8 @@ def _torch_reason(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     for line in lines:
         if "nsupported" in line:
-            return re.sub(r"\x1b\[[0-9;]*m", "", line)
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line).removeprefix("WeightsUnpickler error: ")
+            return line.split(". ")[0].rstrip(".")
     return f"{type(error).__name__}: {lines[0] if lines else error!r}"
 
 
@@ -319,10 +321,12 @@ def load_checkpoint_file(
         magic = handle.read(4)
     if magic != b"PK\x03\x04":
         raise CheckpointError(f"checkpoint {name!r} is not a file written by torch.save (it is not a zip archive)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {name!r} is truncated or corrupt ({size} bytes; its zip archive has no end)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise _read_error(name, size, error, weights_only) from None
+        raise _read_error(name, error, weights_only) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         found = sorted(map(str, checkpoint))[:10] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(f"checkpoint {name!r} is not an ember checkpoint: no 'state_dict' entry (found {found})")
@@ -330,7 +334,7 @@ def load_checkpoint_file(
     return checkpoint
 
 
-def _read_error(name: str, size: int, error: Exception, weights_only: bool) -> CheckpointError:
+def _read_error(name: str, error: Exception, weights_only: bool) -> CheckpointError:
     text = str(error)
     if weights_only and "Weights only load failed" in text:
         return CheckpointError(
@@ -338,9 +342,7 @@ def _read_error(name: str, size: int, error: Exception, weights_only: bool) -> C
             "such an object can run code when loaded, so it was not loaded. Only if you trust the file, "
             "load it with weights_only=False"
         )
-    if "central directory" in text or "failed reading zip archive" in text:
-        return CheckpointError(f"checkpoint {name!r} is truncated or corrupt ({size} bytes): {_torch_reason(error)}")
-    return CheckpointError(f"checkpoint {name!r} cannot be read: {_torch_reason(error)}")
+    return CheckpointError(f"checkpoint {name!r} is corrupt or not a torch checkpoint: {_torch_reason(error)}")
 
 
 def _check_version(checkpoint: dict[str, Any], name: str) -> None:

@@ -198,3 +198,71 @@ def test_rank_zero_decides_to_stop(trainer_factory) -> None:
     trainer.fit(TinyModel())
     assert trainer.should_stop
     assert trainer.global_step == 0  # on_fit_start already checks, and rank 0 says stop
+
+
+DDP_SCRIPT = """
+import json, sys, time
+import ember
+from ember.callbacks import Timer
+from ember.testing import TinyModel
+
+
+class Slow(TinyModel):
+    def training_step(self, batch, batch_idx):
+        time.sleep(0.01)
+        return super().training_step(batch, batch_idx)
+
+
+class RankBudget(Timer):
+    '''Each rank gets its own budget, to show that rank 0's decides.'''
+
+    def __init__(self, budgets):
+        super().__init__(verbose=False)
+        self.budgets = budgets
+
+    def setup(self, trainer, pl_module, stage):
+        self._duration = self.budgets[trainer.global_rank]
+
+
+budgets, max_epochs, root = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+trainer = ember.Trainer(
+    strategy="ddp", accelerator="cpu", devices=2, max_epochs=max_epochs, callbacks=[RankBudget(budgets)],
+    logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+)
+trainer.fit(Slow())
+with open(f"{root}/result_{trainer.global_rank}.json", "w") as handle:
+    json.dump({"step": trainer.global_step, "epoch": trainer.current_epoch, "stop": trainer.should_stop}, handle)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("budgets", "max_epochs", "stops"),
+    [
+        ([0.05, 86400.0], 100, True),  # rank 0's short budget stops both, on the same step
+        ([86400.0, 0.0], 2, False),  # rank 1's spent budget stops nobody: rank 0 decides
+    ],
+)
+def test_every_rank_stops_on_rank_zeros_decision(tmp_path, budgets, max_epochs, stops) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "timer_ddp.py"
+    script.write_text(DDP_SCRIPT)
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    command = [sys.executable, str(script), json.dumps(budgets), str(max_epochs), str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    first, second = (json.loads((tmp_path / f"result_{rank}.json").read_text()) for rank in (0, 1))
+    assert first == second
+    assert first["stop"] is stops
+    if stops:
+        assert first["step"] < max_epochs * 4
+    else:
+        assert first["step"] == max_epochs * 4  # 8 batches shared by 2 ranks: 4 steps per epoch

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -89,12 +90,23 @@ def _state_key(value: Any) -> str:
         return "set per instance from its constructor arguments"
 
 
+class _Source(str):
+    """An annotation kept as source text (``from __future__ import annotations``), shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _parameters(value: Any) -> str:
     try:
-        parameters = list(inspect.signature(value).parameters.values())
+        signature = inspect.signature(value)
     except (TypeError, ValueError):
         return "-"
-    return ", ".join(str(p) for p in parameters) or "(none)"
+    parameters = [
+        p.replace(annotation=_Source(p.annotation)) if isinstance(p.annotation, str) else p
+        for p in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=parameters, return_annotation=signature.empty))[1:-1] or "(none)"
 
 
 def _show(name: str) -> int:
@@ -310,5 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MisconfigurationError as error:  # a bad EMBER_* variable or [tool.ember] table
         print(f"ember: {error}", file=sys.stderr)
         return USAGE
+    except BrokenPipeError:  # `ember plugins list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     parser.print_help(sys.stderr)
     return USAGE

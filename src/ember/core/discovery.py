@@ -23,7 +23,6 @@ import importlib
 import os
 import re
 import sys
-import traceback
 import types
 import warnings
 from collections.abc import Iterator
@@ -220,7 +219,11 @@ class PluginFault(Exception):
         self.reason = reason
         self.status = status
         self.cause = cause
-        self.traceback = "".join(traceback.format_exception(cause)) if cause is not None else None
+        self.traceback: str | None = None
+        if cause is not None:
+            import traceback
+
+            self.traceback = "".join(traceback.format_exception(cause))
 
 
 @dataclass
@@ -305,9 +308,9 @@ _NO_ARGUMENTS = "an autoloaded plugin class must work without arguments (or name
 
 
 def instantiate(
-    ep: EntryPoint, value: Any, kind: str, user_plugins: list[Any], arguments: dict[str, Any] | None = None
+    value: Any, kind: str, user_plugins: list[Any], arguments: dict[str, Any] | None = None
 ) -> list[object]:
-    """The plugin objects ``ep`` contributes to one Trainer; none where the user already passed its class.
+    """The plugin objects an entry point's ``value`` contributes to one Trainer; none where the user already passed its class.
 
     :param arguments: constructor arguments for a built-in a Trainer flag configures (``max_time``'s Timer).
     """
@@ -389,7 +392,7 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
             elif report.kind == "factory":
                 if report.status == "active":
                     hooks: set[str] = set()
-                    for index, item in enumerate(instantiate(ep, report.value, "factory", [])):
+                    for index, item in enumerate(instantiate(report.value, "factory", [])):
                         hooks.update(hooks_of(item, f"{ep.name}#{index}", ep.origin, scratch))
                     report.hooks = tuple(hook for hook in HOOK_ORDER if hook in hooks)
             elif report.kind == "hookimpl":
@@ -501,7 +504,7 @@ def plugins_for_trainer(
             if incompatible is not None:
                 raise PluginFault(incompatible, status="incompatible")
             value = load(ep)
-            plugins = instantiate(ep, value, kind_of(value), user_plugins, arguments)
+            plugins = instantiate(value, kind_of(value), user_plugins, arguments)
             names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
             for plugin, name in zip(plugins, names):
                 hooks_of(plugin, name, ep.origin, scratch)

@@ -1,0 +1,105 @@
+"""How fast plugins are found and listed: ``ember plugins list`` with the example installed, and discovery
+among 1,000 installed distributions.
+
+Targets (issue 5 and the performance brief): ``ember plugins list`` under 150 ms with ember's entry points
+and examples/plugins/ember-example installed, torch never imported; discovery with 1,000 installed
+distributions under 250 ms. Run: ``python bench/plugins_list.py [--runs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "plugins" / "ember-example"
+
+LIST_AND_CHECK = (
+    "import sys, time\n"
+    "start = time.perf_counter()\n"
+    "from ember.cli import main\n"
+    "import contextlib, io\n"
+    "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+    "    main(['plugins', 'list', '--json'])\n"
+    "print('torch imported:', 'torch' in sys.modules, '| example listed:', 'ember-example' in out.getvalue())\n"
+)
+
+DISCOVER = (
+    "import sys, time\n"
+    "start = time.perf_counter()\n"
+    "from ember.core import discovery\n"
+    "eps = discovery.installed()\n"
+    "scan = time.perf_counter() - start\n"
+    "discovery.survey()\n"
+    "total = time.perf_counter() - start\n"
+    "start = time.perf_counter()\n"
+    "import importlib.metadata\n"
+    "importlib.metadata.entry_points(group='ember.plugins')\n"
+    "stdlib = time.perf_counter() - start\n"
+    "print(f'{scan * 1000:.1f} {total * 1000:.1f} {stdlib * 1000:.1f} {len(eps)}')\n"
+)
+
+
+def best_wall(command: list[str], env: dict[str, str], runs: int) -> float:
+    """The fastest of ``runs`` runs of a whole process, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return min(times) * 1000
+
+
+def fake_site(folder: Path, count: int) -> None:
+    """``count`` installed distributions' metadata, a third of them with (other) entry points."""
+    for i in range(count):
+        info = folder / f"pkg{i}-1.{i}.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pkg{i}\nVersion: 1.{i}.0\n\n" + "text\n" * 100)
+        (info / "RECORD").write_text("")
+        if i % 3 == 0:
+            (info / "entry_points.txt").write_text(f"[console_scripts]\npkg{i} = pkg{i}.cli:main\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10)
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        source = shutil.copytree(EXAMPLE, root / "ember-example", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
+        subprocess.run([*pip, str(root / "site"), str(source)], check=True)
+        fake_site(root / "many", 1000)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
+        env["PYTHONPATH"] = str(root / "site")
+        ember = str(Path(sys.executable).parent / "ember")
+
+        bare = best_wall([sys.executable, "-c", "pass"], env, runs)
+        importing = best_wall([sys.executable, "-c", "import ember.cli"], env, runs)
+        listing = best_wall([ember, "plugins", "list", "--json"], env, runs)
+        check = subprocess.run([sys.executable, "-c", LIST_AND_CHECK], env=env, capture_output=True, text=True)
+        print(f"python -c pass:                  {bare:6.1f} ms")
+        print(f"python -c 'import ember.cli':    {importing:6.1f} ms")
+        print(f"ember plugins list --json:       {listing:6.1f} ms  (target 150 ms: {listing / 150:.2f}x)")
+        print(f"  {check.stdout.strip()}")
+
+        env["PYTHONPATH"] = os.pathsep.join([str(root / "many"), str(root / "site")])
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", DISCOVER], env=env, capture_output=True, text=True).stdout
+            samples.append([float(x) for x in out.split()])
+        scan, total, stdlib, count = (min(column) for column in zip(*samples))
+        print(f"1,000 more distributions installed ({int(count)} ember.plugins entry points found):")
+        print(f"  metadata scan:                 {scan:6.1f} ms  (importlib.metadata.entry_points: {stdlib:.1f} ms)")
+        print(f"  scan + load + check (survey):  {total:6.1f} ms  (target 250 ms: {total / 250:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -61,7 +61,7 @@ def _list(as_json: bool, tracebacks: bool) -> int:
     if as_json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
         return _exit_code(reports)
-    rows = [("NAME", "STATUS", "SOURCE", "DISTRIBUTION", "HOOKS", "REASON")]
+    rows: list[tuple[str, ...]] = [("NAME", "STATUS", "SOURCE", "DISTRIBUTION", "HOOKS", "REASON")]
     for r in reports:
         dist = f"{r.distribution} {r.version}" if r.distribution else "-"
         rows.append((r.name, r.status, r.source, dist, str(len(r.hooks)), r.reason or ""))

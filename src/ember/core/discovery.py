@@ -284,11 +284,11 @@ def hooks_of(plugin: object, name: str, origin: str | None, scratch: PluginManag
     return tuple(hook for hook in HOOK_ORDER if hook in implemented)
 
 
-def class_hooks(cls: type, name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
+def class_hooks(cls: type[Callback], name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
     """A Callback class's hooks, checked without running its constructor."""
     try:
         bare = cls.__new__(cls)
-    except Exception as error:  # an exotic __new__: fall back to what the class body overrides
+    except Exception as error:  # an exotic __new__ that needs arguments
         raise PluginFault(f"cannot inspect {cls.__qualname__}: {error}", cause=error) from None
     return hooks_of(bare, name, origin, scratch)
 

@@ -403,3 +403,13 @@ def test_last_with_no_last_checkpoint_warns_and_starts_from_scratch(tmp_path, tr
         trainer.fit(TinyModel(), ckpt_path="last")
     assert trainer.ckpt_path is None
     assert trainer.global_step == 8
+
+
+def test_loggers_get_their_state_back_when_a_run_resumes(tmp_path, trainer_factory) -> None:
+    first = Remembering()
+    trainer = trainer_factory(max_epochs=1, logger=first, log_every_n_steps=1)
+    trainer.fit(TinyModel())
+    trainer.save_checkpoint(tmp_path / "logged.ckpt")
+    second = Remembering()
+    trainer_factory(max_epochs=2, logger=second).fit(TinyModel(), ckpt_path=tmp_path / "logged.ckpt")
+    assert second.restored == first.logged > 0

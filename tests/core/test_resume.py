@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import ember
+from ember.errors import EmberWarning
 
 
 class Indexed(Dataset):
@@ -185,3 +186,193 @@ def test_a_loader_with_its_own_generator_resumes_its_order_in_a_later_epoch(tmp_
     resumed = fit(tmp_path / "resume", seed=3, ckpt_path=path, generator_seed=5)
     assert crashed.seen[:19] + resumed[1].seen == full[1].seen
     assert_same_run(full, resumed)
+
+
+def test_a_window_of_accumulated_gradients_resumes_bitwise(tmp_path: Path) -> None:
+    full = fit(tmp_path / "full", accumulate_grad_batches=2)
+    path, _ = crash(tmp_path / "crash", "on_train_batch_end", 5, accumulate_grad_batches=2)
+    assert torch.load(path, weights_only=True)["loops"]["fit_loop"]["batches_in_epoch"] == 1  # epoch 1, batch 1
+    assert_same_run(full, fit(tmp_path / "resume", seed=2, ckpt_path=path, accumulate_grad_batches=2))
+
+
+# ------------------------------------------------------------ callback state
+class Tally(ember.Callback):
+    """Counts the steps divisible by ``every``; two instances with different ``every`` keep their own counts."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.count, self.restored_from = every, 0, None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(every=self.every)
+
+    def on_train_batch_end(self, trainer: ember.Trainer, *args: Any) -> None:
+        self.count += trainer.global_step % self.every == 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.count = self.restored_from = state_dict["count"]
+
+
+def test_two_instances_of_one_callback_class_keep_separate_states(tmp_path: Path) -> None:
+    ones, threes = Tally(every=1), Tally(every=3)
+    trainer, model = make(tmp_path, [ones, threes], max_epochs=1)
+    trainer.fit(model)
+    trainer.save_checkpoint(tmp_path / "tallies.ckpt")
+    saved = torch.load(tmp_path / "tallies.ckpt", weights_only=True)["callbacks"]
+    assert saved == {ones.state_key: {"count": 8}, threes.state_key: {"count": 2}}
+    again = [Tally(every=3), Tally(every=1)]
+    fit(tmp_path / "resume", again, ckpt_path=tmp_path / "tallies.ckpt", max_epochs=3)
+    assert [tally.restored_from for tally in again] == [2, 8]
+    assert [tally.count for tally in again] == [8, 24]
+
+
+def test_checkpoint_entries_without_a_callback_give_one_warning_listing_them(tmp_path: Path) -> None:
+    trainer, model = make(tmp_path, [Tally(every=1), Tally(every=2)], max_epochs=1)
+    trainer.fit(model)
+    trainer.save_checkpoint(tmp_path / "two.ckpt")
+    with pytest.warns(EmberWarning) as caught:
+        fit(tmp_path, ckpt_path=tmp_path / "two.ckpt", max_epochs=2)
+    assert len(caught) == 1
+    assert "Tally{'every': 1}" in str(caught[0].message) and "Tally{'every': 2}" in str(caught[0].message)
+
+
+class Ordered(DropoutModel):
+    """Records the restore steps in order, with the optimizer's step count when on_fit_start and training see it."""
+
+    def __init__(self, calls: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls = calls
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.calls.append("module.on_load_checkpoint")
+
+    def configure_optimizers(self) -> Any:
+        self.calls.append("configure_optimizers")
+        return super().configure_optimizers()
+
+    def on_fit_start(self) -> None:
+        self.calls.append(f"on_fit_start (optimizer steps {self._steps()})")
+
+    def on_train_start(self) -> None:
+        self.calls.append(f"on_train_start (optimizer steps {self._steps()})")
+
+    def _steps(self) -> int:
+        state = self.trainer.optimizers[0].state
+        return int(next(iter(state.values()))["step"]) if state else 0
+
+
+class OrderedTally(Tally):
+    def __init__(self, every: int, calls: list[str]) -> None:
+        super().__init__(every)
+        self.calls = calls
+
+    def on_load_checkpoint(self, *args: Any) -> None:
+        self.calls.append("callback.on_load_checkpoint")
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.calls.append("callback.load_state_dict")
+        super().load_state_dict(state_dict)
+
+
+def test_resume_restores_in_lightnings_order(tmp_path: Path) -> None:
+    trainer, model = make(tmp_path, [OrderedTally(1, [])], max_epochs=1)
+    trainer.fit(model)
+    trainer.save_checkpoint(tmp_path / "one.ckpt")
+    calls: list[str] = []
+    ember.seed_everything(0)
+    trainer = ember.Trainer(callbacks=[OrderedTally(1, calls)], max_epochs=2, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                            default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(Ordered(calls), ckpt_path=tmp_path / "one.ckpt")
+    assert calls == [
+        "module.on_load_checkpoint",
+        "callback.on_load_checkpoint",
+        "callback.load_state_dict",
+        "configure_optimizers",
+        "on_fit_start (optimizer steps 0)",
+        "on_train_start (optimizer steps 8)",
+    ]
+
+
+class SanityWatch(DropoutModel):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sanity: list[bool] = []
+
+    def on_validation_start(self) -> None:
+        self.sanity.append(self.trainer.sanity_checking)
+
+
+def test_the_sanity_check_is_skipped_when_resuming(tmp_path: Path) -> None:
+    path, _ = crash(tmp_path / "crash", "on_train_batch_end", 10)
+    trainer, _ = make(tmp_path / "resume")
+    model = SanityWatch()
+    trainer.fit(model, ckpt_path=path)
+    assert model.sanity == [False] * 4
+    fresh = SanityWatch()
+    make(tmp_path / "fresh")[0].fit(fresh)
+    assert fresh.sanity[0] is True
+
+
+# ---------------------------------------------------------- built-in callbacks
+class WithBackbone(DropoutModel):
+    """A ``backbone`` for BackboneFinetuning; no scheduler, for StochasticWeightAveraging's own SWALR."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backbone = self.net[0]
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+
+
+def builtins() -> dict[str, Any]:
+    from ember.callbacks import (
+        BackboneFinetuning,
+        EMAWeightAveraging,
+        StochasticWeightAveraging,
+        Timer,
+        WeightAveraging,
+    )
+
+    return {
+        "BackboneFinetuning": lambda: BackboneFinetuning(unfreeze_backbone_at_epoch=1),
+        "StochasticWeightAveraging": lambda: StochasticWeightAveraging(swa_lrs=0.005, swa_epoch_start=1),
+        "WeightAveraging": lambda: WeightAveraging(),
+        "EMAWeightAveraging": lambda: EMAWeightAveraging(decay=0.9),
+        "Timer": lambda: Timer(),
+    }
+
+
+@pytest.mark.parametrize("name", ["BackboneFinetuning", "StochasticWeightAveraging", "WeightAveraging",
+                                  "EMAWeightAveraging", "Timer"])  # fmt: skip
+def test_builtin_callback_state_survives_a_mid_epoch_resume(tmp_path: Path, name: str) -> None:
+    make_callback = builtins()[name]
+    model_class = WithBackbone if name in ("BackboneFinetuning", "StochasticWeightAveraging") else DropoutModel
+
+    def run(root: Path, callbacks: list[Any], seed: int = 7, ckpt_path: Any = None) -> Any:
+        ember.seed_everything(seed)
+        model = model_class()
+        trainer = ember.Trainer(callbacks=callbacks, max_epochs=3, val_check_interval=0.5, logger=False,
+                                enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                                default_root_dir=root)  # fmt: skip
+        trainer.fit(model, ckpt_path=ckpt_path)
+        return model
+
+    full_callback = make_callback()
+    full = run(tmp_path / "full", [full_callback])
+    saver = SaveThenStop(tmp_path / "run.ckpt", "on_train_batch_end", 12)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "crash", [make_callback(), saver])
+    saved = torch.load(tmp_path / "run.ckpt", weights_only=True)["callbacks"]
+    callback = make_callback()
+    assert callback.state_key in saved
+    resumed = run(tmp_path / "resume", [callback], seed=5, ckpt_path=tmp_path / "run.ckpt")
+    if name == "Timer":
+        assert callback.time_elapsed("train") >= saved[callback.state_key]["time_elapsed"]["train"]
+        return
+    assert_bitwise_equal(full.state_dict(), resumed.state_dict(), "model")
+    assert_bitwise_equal(full_callback.state_dict(), callback.state_dict(), name)

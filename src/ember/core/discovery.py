@@ -72,11 +72,8 @@ class EntryPoint:
     distribution: str
     version: str
     requires: tuple[str, ...] = ()
-
-    @property
-    def source(self) -> str:
-        """``"builtin"`` for ember's own entry points, ``"entrypoint"`` for a third party's."""
-        return "builtin" if _normalize(self.distribution) == "ember" else "entrypoint"
+    #: ``"builtin"`` for ember's own entry points, ``"entrypoint"`` for a third party's.
+    source: str = "entrypoint"
 
     @property
     def origin(self) -> str:
@@ -166,8 +163,10 @@ def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
             headers = _headers(location)
             name = headers.get("Name", [project])[0]
             version = headers.get("Version", ["?"])[0]
+            requires = tuple(headers.get("Requires-Dist", ()))
+            source = "builtin" if project == "ember" else "entrypoint"
             for ep_name, value in _section(text, GROUP):
-                yield EntryPoint(ep_name, value, name, version, tuple(headers.get("Requires-Dist", ())))
+                yield EntryPoint(ep_name, value, name, version, requires, source)
 
 
 def _headers(location: str) -> dict[str, list[str]]:
@@ -497,7 +496,7 @@ def plugins_for_trainer(
     faults += [(n, None, PluginFault(_not_installed(n))) for n in settings.requested if n not in installed_names]
 
     records: list[PluginRecord] = []
-    scratch = PluginManager()
+    scratch: PluginManager | None = None  # checks third parties' hooks; ember's own are checked by its tests
     for ep, arguments in wanted:
         try:
             incompatible = ep.incompatibility()
@@ -506,8 +505,10 @@ def plugins_for_trainer(
             value = load(ep)
             plugins = instantiate(value, kind_of(value), user_plugins, arguments)
             names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
-            for plugin, name in zip(plugins, names):
-                hooks_of(plugin, name, ep.origin, scratch)
+            if ep.source != "builtin":
+                scratch = scratch or PluginManager()
+                for plugin, name in zip(plugins, names):
+                    hooks_of(plugin, name, ep.origin, scratch)
         except PluginFault as fault:
             faults.append((ep.name, ep.origin, fault))
             continue

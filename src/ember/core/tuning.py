@@ -178,7 +178,7 @@ def _to_host(value: Any) -> Any:
     if isinstance(value, dict):
         copied = type(value)((key, _to_host(item)) for key, item in value.items())
         if hasattr(value, "_metadata"):  # module state dicts carry per-layer versions
-            copied._metadata = copy.deepcopy(value._metadata)
+            copied._metadata = copy.deepcopy(value._metadata)  # type: ignore[attr-defined]
         return copied
     if isinstance(value, list):
         return [_to_host(item) for item in value]

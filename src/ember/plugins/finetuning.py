@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ember.callback import Callback
 from ember.errors import EmberWarning, MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
 
     from ember.core.module import Module
     from ember.core.trainer import Trainer
@@ -32,7 +33,7 @@ def multiplicative(epoch: int) -> float:
     return 2.0
 
 
-def _is_batch_norm(module: Any) -> bool:
+def _is_batch_norm(module: Any) -> TypeGuard[_BatchNorm]:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     return isinstance(module, _BatchNorm)

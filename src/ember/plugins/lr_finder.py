@@ -209,11 +209,11 @@ class _LossRecorder(Callback):
         self._best = math.inf
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> None:
-        if (batch_idx + 1) % trainer.accumulate_grad_batches == 0:
+        if (batch_idx + 1) % (trainer.accumulate_grad_batches or 1) == 0:
             self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if (batch_idx + 1) % trainer.accumulate_grad_batches != 0:
+        if (batch_idx + 1) % (trainer.accumulate_grad_batches or 1) != 0:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
@@ -237,7 +237,7 @@ def _range_scheduler(
         group["lr"] = group["initial_lr"] = min_lr
 
     class RangeTest(LRScheduler):
-        def get_lr(self) -> list[float]:
+        def get_lr(self) -> list[float | torch.Tensor]:
             step = self.last_epoch
             if step <= 0:
                 return list(self.base_lrs)

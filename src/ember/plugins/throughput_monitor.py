@@ -158,7 +158,7 @@ class ThroughputMonitor(Callback):
         if not trainer.is_global_zero:
             return
         self._update(trainer, pl_module, batch, RunningStage.TRAINING)
-        accumulated = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        accumulated = (batch_idx + 1) % (trainer.accumulate_grad_batches or 1) == 0
         if accumulated or batch_idx + 1 >= trainer.num_training_batches:  # the optimizer stepped: log
             self._log(trainer, RunningStage.TRAINING, None)
 
@@ -240,7 +240,7 @@ class ThroughputMonitor(Callback):
             batches=self._batches[stage],
             samples=self._samples[stage],
             lengths=None if length is None else self._lengths[stage],
-            flops=pl_module.flops_per_batch if self._module_has_flops else None,
+            flops=getattr(pl_module, "flops_per_batch", None),
         )
 
     def _log(self, trainer: Trainer, stage: RunningStage, step: int | None) -> None:

@@ -202,6 +202,16 @@ def test_metadata_is_read_once_per_process(install: Install) -> None:
     assert "late" in {ep.name for ep in discovery.installed()}
 
 
+def test_the_scan_finds_what_importlib_metadata_finds(install: Install) -> None:
+    install(
+        "ember-counter", {"counter": "counter_plugin:Counter", "other": "counter_plugin"}, {"counter_plugin": COUNTER}
+    )
+    from importlib.metadata import entry_points
+
+    expected = {(ep.name, ep.value, ep.dist.name if ep.dist else None) for ep in entry_points(group="ember.plugins")}
+    assert {(ep.name, ep.value, ep.distribution) for ep in discovery.installed()} == expected
+
+
 def test_a_callback_class_is_listed_with_its_distribution_and_hooks(install: Install) -> None:
     install("ember-counter", {"counter": "counter_plugin:Counter"}, {"counter_plugin": COUNTER})
     entry = report("counter").to_json()

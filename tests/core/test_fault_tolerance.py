@@ -1,5 +1,6 @@
 """Crashes as a user meets them: real processes killed with SIGKILL mid-epoch and mid-save, then resumed.
 
+The model (dropout, a shuffled loader, Adam and a per-step scheduler) is test_resume.py's.
 The tests run this file as a script in subprocesses (``python test_fault_tolerance.py MODE FOLDER``):
 ``full`` trains uninterrupted, ``crash`` checkpoints every few steps and kills itself with SIGKILL in
 the middle of an epoch, ``resume`` continues from the crashed run's last checkpoint, and
@@ -8,6 +9,7 @@ the middle of an epoch, ``resume`` continues from the crashed run's last checkpo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -19,52 +21,21 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 import ember
 
+
+def _sibling(name: str) -> Any:
+    """A test module beside this file, loaded by path: the model and the comparison are test_resume.py's."""
+    spec = importlib.util.spec_from_file_location(f"ember_tests_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+resume_tests = _sibling("test_resume")
+assert_bitwise_equal = resume_tests.assert_bitwise_equal
 SEED, STEPS_PER_CHECKPOINT, KILL_AT_STEP = 7, 4, 14  # 8 batches an epoch: the last checkpoint is step 12, epoch 1
-
-
-class Indexed(Dataset):
-    def __init__(self, samples: int, seed: int) -> None:
-        generator = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(samples, 8, generator=generator)
-        self.y = self.x.sum(dim=1, keepdim=True)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        return self.x[index], self.y[index], index
-
-
-class Net(ember.Module):
-    """Dropout and a shuffled loader, so the result depends on every random draw being replayed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 1)
-        )
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y, _ = batch
-        return torch.nn.functional.mse_loss(self.net(x), y)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y, _ = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
-
-    def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=0.01)
-        return [optimizer], [torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)]
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(Indexed(48, seed=0), batch_size=6, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(Indexed(12, seed=1), batch_size=6)
 
 
 class Journal(ember.Callback):
@@ -115,7 +86,7 @@ class Huge(ember.Callback):
 def main(mode: str, folder: Path) -> None:
     torch.set_num_threads(1)
     ember.seed_everything(SEED if mode != "resume" else 1234)
-    model = Net()
+    model = resume_tests.DropoutModel()
     callbacks: list[Any] = [Journal(folder / "journal.jsonl")]
     if mode == "crash":
         callbacks += [SaveEvery(folder / "last.ckpt", STEPS_PER_CHECKPOINT), KillAt(KILL_AT_STEP)]
@@ -147,21 +118,6 @@ def start(mode: str, folder: Path) -> subprocess.Popen[str]:
 
 def journal(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
-
-
-def assert_bitwise_equal(a: Any, b: Any, where: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_bitwise_equal(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for index, pair in enumerate(zip(a, b)):
-            assert_bitwise_equal(*pair, f"{where}[{index}]")
-    else:
-        assert a == b, where
 
 
 @pytest.mark.slow

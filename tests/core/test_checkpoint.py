@@ -413,3 +413,19 @@ def test_loggers_get_their_state_back_when_a_run_resumes(tmp_path, trainer_facto
     second = Remembering()
     trainer_factory(max_epochs=2, logger=second).fit(TinyModel(), ckpt_path=tmp_path / "logged.ckpt")
     assert second.restored == first.logged > 0
+
+
+def test_a_model_with_strict_loading_false_resumes_from_a_checkpoint_that_only_partly_matches(
+    tmp_path, trainer_factory
+):
+    class Lenient(TinyModel):
+        strict_loading = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(2, 2)
+
+    _, path = fitted(tmp_path, trainer_factory)
+    model = Lenient()
+    trainer_factory().validate(model, ckpt_path=path)
+    assert torch.equal(model.layer.weight, torch.load(path, weights_only=True)["state_dict"]["layer.weight"])

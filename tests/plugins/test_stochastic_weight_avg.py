@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 import ember
 from ember.callbacks import StochasticWeightAveraging
-from ember.errors import MisconfigurationError
+from ember.errors import EmberWarning, MisconfigurationError
 from ember.testing import TinyModel
 from ember.testing.models import regression_data
 
@@ -286,3 +286,21 @@ def test_swa_lrs_list_must_match_the_parameter_groups(trainer_factory: Any) -> N
     trainer = trainer_factory(callbacks=[StochasticWeightAveraging(swa_lrs=[0.01, 0.02], swa_epoch_start=1)])
     with pytest.raises(MisconfigurationError, match="2 values for an optimizer with 1 parameter groups"):
         trainer.fit(TinyModel())
+
+
+def test_a_manually_optimized_model_gets_a_warning_instead_of_the_batch_norm_pass(trainer_factory: Any) -> None:
+    class Manual(WithBatchNorm):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch: Any, batch_idx: int) -> None:
+            optimizer = self.optimizers()
+            optimizer.zero_grad()
+            self.manual_backward(self._loss(batch))
+            optimizer.step()
+
+    starts = EpochStarts()
+    with pytest.warns(EmberWarning, match="does not recompute batch-norm statistics"):
+        model = fit(trainer_factory, [starts, StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=2)], Manual())
+    assert_close(weights(model), mean(starts.weights[1:]))

@@ -77,9 +77,11 @@ def assert_close(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tens
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
-def fit(trainer_factory: Any, callbacks: list[Any], max_epochs: int = 2, **kwargs: Any) -> TinyModel:
+def fit(
+    trainer_factory: Any, callbacks: list[Any], max_epochs: int = 2, model: TinyModel | None = None, **kwargs: Any
+) -> TinyModel:
     torch.manual_seed(0)
-    model = TinyModel()
+    model = model if model is not None else TinyModel()
     trainer = trainer_factory(max_epochs=max_epochs, callbacks=callbacks, **kwargs)
     trainer.fit(model, train_dataloaders=train_loader())
     return model
@@ -129,6 +131,22 @@ def test_average_lives_on_the_requested_device(trainer_factory: Any) -> None:
     callback = WeightAveraging(device="cpu")
     fit(trainer_factory, [callback], max_epochs=1)
     assert all(t.device.type == "cpu" for t in callback.average_model.parameters())
+
+
+def test_a_model_built_in_configure_model_is_averaged_whole(trainer_factory: Any) -> None:
+    class Lazy(TinyModel):
+        def configure_model(self) -> None:
+            if not hasattr(self, "extra"):
+                self.extra = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.extra(self.layer(x))  # type: ignore[no-any-return]
+
+    snapshots, callback = Snapshots(), WeightAveraging()
+    with pytest.warns(EmberWarning, match="calls configure_model"):
+        model = fit(trainer_factory, [snapshots, callback], model=Lazy())
+    assert "extra.weight" in callback.average_model.module.state_dict()
+    assert_close(weights(model), mean(snapshots.steps))
 
 
 # ---------------------------------------------------------------- validation

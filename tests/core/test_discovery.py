@@ -23,6 +23,7 @@ import ember
 from ember.callbacks import BUILTINS
 from ember.core import discovery
 from ember.core.discovery import survey
+from ember.core.pluginmanager import PluginManager
 from ember.errors import MisconfigurationError, PluginError, PluginWarning
 from ember.testing import TinyModel
 
@@ -126,6 +127,13 @@ def test_every_concrete_builtin_callback_and_logger_has_an_entry_point() -> None
 def test_every_builtin_entry_point_resolves() -> None:
     failed = {r.name: r.reason for r in survey() if r.source == "builtin" and r.status == "failed"}
     assert failed == {}
+
+
+def test_every_builtin_callback_registers_cleanly_with_the_hooks_it_lists() -> None:
+    scratch = PluginManager()
+    for r in survey():
+        if r.source == "builtin" and r.kind == "callback":
+            assert discovery.class_hooks(r.value, r.name, None, scratch) == r.hooks, r.name
 
 
 def test_only_the_defaults_are_active_and_the_rest_available() -> None:

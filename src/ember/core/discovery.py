@@ -7,11 +7,10 @@ them (called for each Trainer), or a module or object holding
 own distribution and load by the same code: only the defaults (checkpointing,
 progress bar, model summary) are active without being asked for.
 
-Installed metadata is read once per process, straight from each
-distribution's ``entry_points.txt`` (METADATA only for distributions that
-declare ember plugins), so a thousand installed distributions cost a few
-milliseconds; :func:`clear_cache` forgets it. A plugin is blocked or
-disabled by name before anything of it is imported. One that cannot be
+Installed metadata is read once per process by
+:mod:`ember.core.entry_points`; :func:`clear_cache` forgets it along with
+import outcomes. A plugin is blocked or disabled by name before anything of
+it is imported. One that cannot be
 loaded is left out with a :class:`~ember.errors.PluginWarning` naming it,
 its distribution and the reason, once per process, or is an error in strict
 mode. Importing this module does not import torch.
@@ -20,9 +19,6 @@ mode. Importing this module does not import torch.
 from __future__ import annotations
 
 import importlib
-import os
-import re
-import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -31,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from ember import hookspecs
 from ember.callback import Callback
+from ember.core.entry_points import GROUP, EntryPoint, installed
+from ember.core.entry_points import clear_cache as _clear_scans
 from ember.core.pluginmanager import HOOK_NAMES, PluginManager
 from ember.core.settings import AUTOLOAD_OFF, PLUGINS, Settings, load_settings
 from ember.errors import MisconfigurationError, PluginError, PluginWarning
@@ -38,7 +36,6 @@ from ember.errors import MisconfigurationError, PluginError, PluginWarning
 if TYPE_CHECKING:  # pragma: no cover
     from ember.core.trainer import Trainer
 
-GROUP = "ember.plugins"
 STATUSES = ("active", "available", "disabled", "blocked", "failed", "incompatible")
 
 #: Built-ins active by default: entry-point name -> (the Trainer flag that turns it off,
@@ -63,59 +60,11 @@ class PluginRecord:
     source: str = "builtin"
 
 
-@dataclass(frozen=True)
-class EntryPoint:
-    """One ``ember.plugins`` entry point of an installed distribution, read without importing it."""
-
-    name: str
-    value: str
-    distribution: str
-    version: str
-    requires: tuple[str, ...] = ()
-    #: ``"builtin"`` for ember's own entry points, ``"entrypoint"`` for a third party's.
-    source: str = "entrypoint"
-
-    @property
-    def origin(self) -> str:
-        """``"DISTRIBUTION VERSION"``, for messages."""
-        return f"{self.distribution} {self.version}"
-
-    def load(self) -> Any:
-        """Import the module and look up the attribute path the entry point names."""
-        module_name, _, attributes = self.value.partition(":")
-        loaded: Any = importlib.import_module(module_name.strip())
-        for attribute in filter(None, attributes.strip().split(".")):
-            loaded = getattr(loaded, attribute)
-        return loaded
-
-    def incompatibility(self) -> str | None:
-        """Why the distribution's ``Requires-Dist: ember ...`` excludes this ember, or None."""
-        if self.source == "builtin" or not any(_requirement_name(line) == "ember" for line in self.requires):
-            return None
-        from packaging.requirements import InvalidRequirement, Requirement
-
-        from ember.version import __version__
-
-        for line in self.requires:
-            try:
-                requirement = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if _normalize(requirement.name) != "ember":
-                continue
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            if not requirement.specifier.contains(__version__, prereleases=True):
-                return f"{self.origin} requires {requirement}; this is ember {__version__}"
-        return None
-
-
-# --------------------------------------------------------------------- installed metadata
+# --------------------------------------------------------------------------- loading
 class _ProcessCache:
-    """What this process has read of installed metadata, imported, and warned about."""
+    """What this process has imported of plugins and warned about."""
 
     def __init__(self) -> None:
-        self.scans: dict[tuple[str, ...], tuple[EntryPoint, ...]] = {}
         self.loads: dict[tuple[str, str, str], _Loaded] = {}
         self.warned: set[str] = set()
 
@@ -124,92 +73,12 @@ _cache = _ProcessCache()
 
 
 def clear_cache() -> None:
-    """Forget the installed entry points and import outcomes read so far (e.g. after a ``pip install``)."""
-    _cache.scans.clear()
+    """Forget installed entry points, import outcomes and warnings so far (e.g. after a ``pip install``)."""
+    _clear_scans()
     _cache.loads.clear()
     _cache.warned.clear()
 
 
-def installed() -> tuple[EntryPoint, ...]:
-    """Every ``ember.plugins`` entry point on ``sys.path``, in path order; the first copy of a distribution wins."""
-    key = tuple(sys.path)
-    if key not in _cache.scans:
-        _cache.scans[key] = tuple(_scan(key))
-    return _cache.scans[key]
-
-
-def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
-    seen: set[str] = set()
-    for entry in path:
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:
-            continue
-        for folder in names:
-            if not folder.endswith((".dist-info", ".egg-info")):
-                continue
-            project = _normalize(folder.rsplit(".", 1)[0].split("-", 1)[0])
-            if project in seen:
-                continue
-            seen.add(project)
-            location = os.path.join(entry or ".", folder)
-            try:
-                with open(os.path.join(location, "entry_points.txt"), encoding="utf-8") as file:
-                    text = file.read()
-            except OSError:
-                continue
-            if f"[{GROUP}]" not in text:
-                continue
-            headers = _headers(location)
-            name = headers.get("Name", [project])[0]
-            version = headers.get("Version", ["?"])[0]
-            requires = tuple(headers.get("Requires-Dist", ()))
-            source = "builtin" if project == "ember" else "entrypoint"
-            for ep_name, value in _section(text, GROUP):
-                yield EntryPoint(ep_name, value, name, version, requires, source)
-
-
-def _headers(location: str) -> dict[str, list[str]]:
-    """The header fields of a distribution's METADATA (or an egg's PKG-INFO), up to the first blank line."""
-    fields: dict[str, list[str]] = {}
-    for file_name in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(location, file_name), encoding="utf-8") as file:
-                for line in file:
-                    if not line.strip():
-                        break
-                    key, sep, value = line.partition(":")
-                    if sep and not line[0].isspace():
-                        fields.setdefault(key.strip(), []).append(value.strip())
-        except OSError:
-            continue
-        break
-    return fields
-
-
-def _section(text: str, group: str) -> Iterator[tuple[str, str]]:
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = line[1:-1].strip()
-        elif current == group and "=" in line:
-            name, _, value = line.partition("=")
-            yield name.strip(), value.split("[", 1)[0].strip()
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _requirement_name(line: str) -> str:
-    match = re.match(r"\s*([A-Za-z0-9._-]+)", line)
-    return _normalize(match.group(1)) if match else ""
-
-
-# --------------------------------------------------------------------------- loading
 class PluginFault(Exception):
     """Why one plugin was left out: a one-line reason, and the traceback when code raised."""
 

@@ -2,8 +2,9 @@
 
 The model (dropout, a shuffled loader, Adam and a per-step scheduler) is test_resume.py's.
 The tests run this file as a script in subprocesses (``python test_fault_tolerance.py MODE FOLDER``):
-``full`` trains uninterrupted, ``crash`` checkpoints every few steps and kills itself with SIGKILL in
-the middle of an epoch, ``resume`` continues from the crashed run's last checkpoint, and
+``full`` trains uninterrupted, ``crash`` checkpoints every few steps (with a small callback, or with
+ModelCheckpoint) and kills itself with SIGKILL in the middle of an epoch, ``resume`` continues from
+the crashed run's last checkpoint (``ckpt_path="last"`` with ModelCheckpoint), and
 ``slow-save`` writes a valid checkpoint, then a huge one for the test to kill halfway.
 """
 
@@ -83,18 +84,34 @@ class Huge(ember.Callback):
             checkpoint["huge"] = torch.ones(64 * 2**20)
 
 
-def main(mode: str, folder: Path) -> None:
+def savers(folder: Path, saver: str) -> tuple[list[Any], Any, Path]:
+    """The checkpointing callbacks, the ckpt_path to resume with, and where the last checkpoint lands."""
+    if saver == "ModelCheckpoint":
+        from ember.callbacks import ModelCheckpoint
+
+        every = ModelCheckpoint(
+            dirpath=folder / "checkpoints", every_n_train_steps=STEPS_PER_CHECKPOINT, save_last=True
+        )
+        return [every], "last", folder / "checkpoints" / "last.ckpt"
+    return [SaveEvery(folder / "last.ckpt", STEPS_PER_CHECKPOINT)], folder / "last.ckpt", folder / "last.ckpt"
+
+
+def main(mode: str, folder: Path, saver: str = "") -> None:
     torch.set_num_threads(1)
     ember.seed_everything(SEED if mode != "resume" else 1234)
     model = resume_tests.DropoutModel()
     callbacks: list[Any] = [Journal(folder / "journal.jsonl")]
+    checkpointing, ckpt_path, _ = savers(folder, saver)
     if mode == "crash":
-        callbacks += [SaveEvery(folder / "last.ckpt", STEPS_PER_CHECKPOINT), KillAt(KILL_AT_STEP)]
+        callbacks += [*checkpointing, KillAt(KILL_AT_STEP)]
+    if mode == "resume" and saver == "ModelCheckpoint":
+        callbacks += checkpointing
     huge = Huge()
     if mode == "slow-save":
         callbacks = [huge]
     flags = {"max_epochs": 3, "val_check_interval": 0.5, "deterministic": True, "logger": False}
-    flags.update(enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    flags.update(enable_progress_bar=False, enable_model_summary=False)
+    flags["enable_checkpointing"] = any(type(callback).__name__ == "ModelCheckpoint" for callback in callbacks)
     trainer = ember.Trainer(callbacks=callbacks, default_root_dir=folder, **flags)
     if mode == "slow-save":
         trainer.fit(model)
@@ -104,15 +121,15 @@ def main(mode: str, folder: Path) -> None:
         trainer.save_checkpoint(folder / "target.ckpt")
         print("saved the huge checkpoint", flush=True)
         return
-    trainer.fit(model, ckpt_path=folder / "last.ckpt" if mode == "resume" else None)
+    trainer.fit(model, ckpt_path=ckpt_path if mode == "resume" else None)
     final = {"model": model.state_dict(), "optimizer": trainer.optimizers[0].state_dict()}
     torch.save(final, folder / "final.pt")
 
 
 # ---------------------------------------------------------------------- tests
-def start(mode: str, folder: Path) -> subprocess.Popen[str]:
+def start(mode: str, folder: Path, saver: str = "") -> subprocess.Popen[str]:
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, __file__, mode, str(folder)]
+    command = [sys.executable, __file__, mode, str(folder), saver]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -121,16 +138,17 @@ def journal(folder: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path: Path) -> None:
-    full, crash = start("full", tmp_path / "full"), start("crash", tmp_path / "run")
+@pytest.mark.parametrize("saver", ["callback", "ModelCheckpoint"])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path: Path, saver) -> None:
+    full, crash = start("full", tmp_path / "full"), start("crash", tmp_path / "run", saver)
     assert full.wait(timeout=300) == 0, full.communicate()[1]
     assert crash.wait(timeout=300) == -signal.SIGKILL, crash.communicate()[1]
-    checkpoint = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    checkpoint = torch.load(savers(tmp_path / "run", saver)[2], weights_only=True)
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 12)  # mid-epoch, validation still due
     crashed_journal = journal(tmp_path / "run")
     assert crashed_journal[-1] == {**crashed_journal[-1], "event": "batch", "step": KILL_AT_STEP}
 
-    resumed = start("resume", tmp_path / "run")
+    resumed = start("resume", tmp_path / "run", saver)
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1]
     final, expected = torch.load(tmp_path / "run" / "final.pt"), torch.load(tmp_path / "full" / "final.pt")
     assert_bitwise_equal(expected["model"], final["model"], "model")
@@ -173,4 +191,4 @@ def test_a_save_killed_halfway_leaves_the_previous_checkpoint_intact(tmp_path: P
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:])

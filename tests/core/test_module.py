@@ -183,3 +183,14 @@ def test_datamodule_hooks_and_from_datasets(trainer_factory) -> None:
     trainer.fit(TinyModel(), datamodule=data)
     results = trainer.test(TinyModel(), datamodule=data, verbose=False)
     assert set(results[0]) == {"test_loss"}
+
+
+def test_a_fitted_model_can_be_copied_and_pickled_without_its_trainer(trainer_factory, tiny_model) -> None:
+    import copy
+    import pickle
+
+    trainer_factory(max_epochs=1).fit(tiny_model)
+    copied = copy.deepcopy(tiny_model)
+    assert copied._trainer is None and torch.equal(copied.layer.weight, tiny_model.layer.weight)
+    restored = pickle.loads(pickle.dumps(tiny_model))
+    assert torch.equal(restored.layer.weight, tiny_model.layer.weight)

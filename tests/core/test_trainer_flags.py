@@ -276,3 +276,24 @@ def test_stage_properties_during_hooks(trainer_factory, tiny_model) -> None:
 
     trainer_factory(callbacks=[Look()], num_sanity_val_steps=0, max_epochs=1).fit(tiny_model)
     assert seen == {("train", True, False, "fit", "train"), ("val", False, True, "fit", "validate")}
+
+
+def test_dataloaders_are_exposed_after_loading(trainer_factory, tiny_model) -> None:
+    trainer = trainer_factory(max_epochs=1)
+    assert trainer.train_dataloader is None
+    trainer.fit(tiny_model)
+    assert len(trainer.train_dataloader) == 8 and len(trainer.val_dataloaders) == 4
+
+
+def test_validation_inside_fit_uses_no_grad_not_inference_mode(trainer_factory) -> None:
+    modes: list[tuple[str, bool]] = []
+
+    class Model(TinyModel):
+        def validation_step(self, batch, batch_idx):
+            modes.append((self.trainer.state.fn, torch.is_inference_mode_enabled()))
+
+    model = Model()
+    trainer = trainer_factory(max_epochs=1, limit_val_batches=1, num_sanity_val_steps=1)
+    trainer.fit(model)
+    trainer.validate(model, verbose=False)
+    assert modes == [("fit", False), ("fit", False), ("validate", True)]

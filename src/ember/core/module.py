@@ -35,6 +35,11 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         self.example_input_array: Any = None
         self._toggled: dict[torch.nn.Parameter, bool] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles of a model leave its Trainer behind."""
+        state = super().__getstate__()
+        return {**state, "_trainer": None}
+
     # ------------------------------------------------------------------ trainer
     @property
     def trainer(self) -> Trainer:

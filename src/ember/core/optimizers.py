@@ -124,6 +124,8 @@ class SteppingOptimizer:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def __getattr__(self, name: str) -> Any:
+        if name in SteppingOptimizer.__slots__:  # not set yet, e.g. while being copied
+            raise AttributeError(name)
         return getattr(self.optimizer, name)
 
     def __repr__(self) -> str:

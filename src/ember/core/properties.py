@@ -71,6 +71,31 @@ class TrainerProperties:
             return math.inf
         return float(math.ceil(batches / getattr(self, "accumulate_grad_batches", 1)) * max(max_epochs, 1))
 
+    # ---------------------------------------------------------------- data
+    @property
+    def train_dataloader(self) -> Any:
+        """The training dataloader fit iterates (after the strategy's changes), or None before fit loads it."""
+        return self._dataloaders("train")
+
+    @property
+    def val_dataloaders(self) -> Any:
+        """The validation dataloader, a list of them when there are several, or None."""
+        return self._dataloaders("val")
+
+    @property
+    def test_dataloaders(self) -> Any:
+        return self._dataloaders("test")
+
+    @property
+    def predict_dataloaders(self) -> Any:
+        return self._dataloaders("predict")
+
+    def _dataloaders(self, kind: str) -> Any:
+        loaders = getattr(self, "_loaders", {}).get(kind)
+        if not loaders:
+            return None
+        return loaders[0] if len(loaders) == 1 else list(loaders)
+
     # -------------------------------------------------------------- metrics
     @property
     def callback_metrics(self) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ import torch
 
 from ember.core.data import batches
 from ember.core.loops.dispatch import call_batch_hook, transfer_batch
-from ember.core.state import RunningStage
+from ember.core.state import RunningStage, TrainerFn
 
 if TYPE_CHECKING:  # pragma: no cover
     from ember.core.trainer import Trainer
@@ -45,7 +45,9 @@ def run_evaluation(
     previous_store = store.use(stage.value, training=False)
     trainer._fx = f"on_{prefix}_model_eval"
     getattr(module, f"on_{prefix}_model_eval")()
-    grad_off = torch.inference_mode() if trainer.inference_mode else torch.no_grad()
+    # validation inside fit uses no_grad, as in Lightning: tensors made there may be used in training later
+    fitting = trainer.state.fn == TrainerFn.FITTING
+    grad_off = torch.inference_mode() if trainer.inference_mode and not fitting else torch.no_grad()
     batch_start, batch_end = f"on_{prefix}_batch_start", f"on_{prefix}_batch_end"
     with grad_off:
         trainer._hook(f"on_{prefix}_start")

@@ -42,6 +42,7 @@ class Seen(ember.Callback):
 
 def main(mode, strategy, devices, root, **options):
     ember.seed_everything(1)
+    ckpt_path = options.pop("ckpt_path", None)
     callbacks = [Seen()]
     if mode == "early_stop":
         callbacks.append(EarlyStopping(monitor="watched", patience=1))
@@ -51,7 +52,7 @@ def main(mode, strategy, devices, root, **options):
         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
         logger=mode == "checkpoint", enable_checkpointing=mode in ("checkpoint", "early_stop"), **options,
     )
-    trainer.fit(model, ckpt_path=options.get("ckpt_path"))
+    trainer.fit(model, ckpt_path=ckpt_path)
     rank = trainer.global_rank
     torch.save(model.state_dict(), f"{root}/weights_{rank}.pt")
     result = {
@@ -75,7 +76,7 @@ def run_script(tmp_path: Path, *args: str, launcher: list[str] | None = None, ti
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
     command = (launcher or [sys.executable]) + [str(script), *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
@@ -147,7 +148,7 @@ def test_an_exception_on_rank_1_ends_every_rank(tmp_path: Path) -> None:
         "        loss = super().training_step(batch, batch_idx)\n",
     ).replace("class Seen(ember.Callback):", "class Seen(ember.Callback):\n    def on_exception(self, trainer, pl_module, exception):\n        print(f'on_exception rank {trainer.global_rank}', flush=True)\n")
     (tmp_path / "ddp_script.py").write_text(failing)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = dict(os.environ)
     done = subprocess.run(
         [sys.executable, str(tmp_path / "ddp_script.py"), "plain", "ddp", "2", str(tmp_path)],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
@@ -172,7 +173,7 @@ def test_the_readme_example_under_torchrun(tmp_path: Path) -> None:
     example += "\nprint('done on rank', trainer.global_rank, 'of', trainer.world_size)\n"
     script = tmp_path / "readme_example.py"
     script.write_text(textwrap.dedent(example))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)],
         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,

@@ -171,6 +171,9 @@ class DDPStrategy(Strategy):
             torch.cuda.set_device(self.root_device)
         rank_zero_only.rank = self.global_rank  # type: ignore[attr-defined]
         if not dist.is_initialized():
+            if self.world_size == 1:  # nothing was launched; a group of one still needs an address
+                os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+                os.environ.setdefault("MASTER_PORT", str(_free_port()))
             backend = "nccl" if self.device_type == "cuda" else "gloo"
             timeout = timedelta(seconds=int(os.environ.get("EMBER_DDP_TIMEOUT", "1800")))
             dist.init_process_group(backend, rank=self.global_rank, world_size=self.world_size, timeout=timeout)

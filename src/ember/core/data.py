@@ -138,10 +138,10 @@ def _iterator(loader: Iterable[Any], skip: int) -> Iterator[Any]:
         and loader.batch_sampler is not None
         and not isinstance(loader.dataset, IterableDataset)
     ):
-        sampler = _SkipFirst(loader.batch_sampler, skip)
-        iterator = iter(_with_batch_sampler(loader, sampler))
+        sampler = _SkipFirst(loader.batch_sampler, skip)  # type: ignore[arg-type]
+        started = iter(_with_batch_sampler(loader, sampler))
         sampler.start()
-        return iterator
+        return started
     iterator = iter(loader)
     for _ in range(skip):
         next(iterator, None)

@@ -76,6 +76,8 @@ def run(
 
         restore_training_state(trainer, checkpoint)
     results = _run_stage(trainer, fn, options)
+    if trainer.profiler is not None and fn == TrainerFn.FITTING:
+        _report_profile(trainer)
     if fn == TrainerFn.FITTING:
         trainer._hook("on_fit_end")
     if datamodule is not None and callable(getattr(datamodule, "teardown", None)):
@@ -193,3 +195,14 @@ def _run_stage(trainer: Trainer, fn: TrainerFn, options: dict[str, Any]) -> Any:
     if options.get("verbose", True) and trainer.is_global_zero:
         print_results(stage, results)
     return results
+
+
+def _report_profile(trainer: Trainer) -> None:
+    """Print the plugin profile and send its numbers to the loggers, on global rank 0."""
+    profiler = trainer.profiler
+    if profiler is None or not trainer.is_global_zero:
+        return
+    print(profiler.table())
+    metrics = profiler.metrics()
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)

@@ -19,6 +19,7 @@ from ember.core.metrics import MetricStore
 from ember.core.module import Module
 from ember.core.pluginmanager import PluginManager
 from ember.core.precision import Precision, normalize_precision
+from ember.core.profiler import make_profiler
 from ember.core.properties import TrainerProperties
 from ember.core.state import FitProgress, RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ember.core.strategies import select_strategy
@@ -116,7 +117,7 @@ class Trainer(TrainerProperties):
         self.strategy = select_strategy(accelerator, strategy, devices, num_nodes)
         self._precision_flag = normalize_precision(precision)
         self._precision = Precision("32-true", self.strategy.root_device)
-        self.profiler = profiler
+        self.profiler = make_profiler(profiler)
 
         self.state = TrainerState()
         self.fit_progress = FitProgress()
@@ -204,6 +205,8 @@ class Trainer(TrainerProperties):
     def _refresh_hook_table(self) -> None:
         from ember.core.loops.dispatch import module_overrides
 
+        if self.profiler is not None:
+            self.profiler.instrument(self.plugin_manager)
         self._callers = self.plugin_manager.callers()
         self._module_hooks = module_overrides(self.lightning_module)
 

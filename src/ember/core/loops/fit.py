@@ -22,6 +22,8 @@ def run_fit(trainer: Trainer) -> None:
     trainer._metrics.use("train", training=True)
     trainer.lightning_module.train()  # type: ignore[union-attr]
     trainer._hook("on_train_start")
+    if trainer.profiler is not None:
+        trainer.profiler.training_started()
     progress = trainer.fit_progress
     while not fit_done(trainer):
         if trainer.reload_dataloaders_every_n_epochs and progress.batches_in_epoch == 0 and progress.epoch > 0:
@@ -30,6 +32,8 @@ def run_fit(trainer: Trainer) -> None:
         epoch_loop.run()
         if trainer.num_training_batches == 0:
             break
+    if trainer.profiler is not None:
+        trainer.profiler.training_ended()
     trainer.state.stage = RunningStage.TRAINING
     trainer._hook("on_train_end")
 

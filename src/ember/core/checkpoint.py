@@ -13,6 +13,7 @@ entry that would not load is an error naming who put it there.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import inspect
@@ -270,16 +271,13 @@ def _temporary_prefix(path: Path) -> str:
 
 
 def _fsync_folder(folder: Path) -> None:
-    try:
+    """Make the rename itself durable, where the platform can fsync a folder."""
+    with contextlib.suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -293,11 +291,11 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _process_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except OSError:
+        pass  # it exists but is not ours
     return True
 
 

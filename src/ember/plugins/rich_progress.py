@@ -319,6 +319,7 @@ class RichProgressBar(SwitchableProgressBar):
         if self.progress is None:
             return
         if self._leave and self.train_progress_bar_id is not None:
+            self._update_metrics()  # the ended epoch's values, reduced after its on_train_epoch_end
             self._stop()
             self._start(trainer)
             assert self.progress is not None

@@ -1,17 +1,18 @@
 """TQDMProgressBar: the default progress bar, drawn with tqdm on stdout.
 
-It is on the path of every batch, so a batch costs a counter update and
-nothing else: tqdm redraws only when its ``mininterval`` (0.1 s) has passed,
-and the metrics shown after the bar are read and formatted only when it
-redraws (reading them turns tensors into numbers, a device sync on GPUs).
-``refresh_rate`` is Lightning's: the bar takes the count every
-``refresh_rate`` batches, and always at the last batch.
+It is on the path of every batch, so a batch costs a modulo and, every
+``refresh_rate`` batches (Lightning's meaning), a clock read: the bar is
+drawn only once tqdm's ``mininterval`` (0.1 s) has passed since it was last
+drawn, and always at a loop's last batch. The metrics after the bar are read
+and formatted only when it is drawn (reading them turns tensors into
+numbers, a device sync on GPUs).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ class TQDMProgressBar(SwitchableProgressBar):
         super().__init__(refresh_rate)
         self._process_position = process_position
         self._leave = leave
+        self._next_draw = 0.0
         self._train_progress_bar: tqdm | None = None
         self._val_progress_bar: tqdm | None = None
         self._test_progress_bar: tqdm | None = None
@@ -128,8 +130,7 @@ class TQDMProgressBar(SwitchableProgressBar):
             leave=leave,
             dynamic_ncols=True,
             file=sys.stdout,
-            miniters=1,
-            smoothing=0 if with_metrics else 0.3,
+            smoothing=0,
             bar_format=self.BAR_FORMAT,
         )
         if with_metrics:
@@ -157,20 +158,22 @@ class TQDMProgressBar(SwitchableProgressBar):
         return self._new_bar(self.predict_description, 0, leave=True)
 
     def _advance(self, bar: tqdm, n: int) -> None:
-        """Count ``n`` batches done: drawn at once at the last batch, else when tqdm's interval has passed."""
-        if not self._enabled:
+        """Count ``n`` batches done: drawn at the last batch, else every ``refresh_rate`` batches once tqdm's
+        ``mininterval`` has passed since the last drawing."""
+        if not self._enabled or (n % self._refresh_rate and n != bar.total):
             return
-        if n == bar.total:
-            bar.n = n
-            bar.refresh()
-        elif not n % self._refresh_rate:
-            bar.update(n - bar.n)
+        bar.n = n
+        if n != bar.total and time.monotonic() < self._next_draw:
+            return
+        bar.refresh()
+        self._next_draw = time.monotonic() + bar.mininterval
 
     @staticmethod
     def _restart(bar: tqdm, total: int | float, description: str) -> None:
         """Start ``bar`` over at 0 of ``total`` under ``description``, drawing it once."""
         bar.set_description(description, refresh=False)
         bar.total = finite_or_none(total)
+        bar.initial = 0
         bar.reset()
 
     @staticmethod
@@ -194,7 +197,7 @@ class TQDMProgressBar(SwitchableProgressBar):
         done = trainer.fit_progress.batches_in_epoch
         if done:  # resumed mid-epoch: on_train_epoch_start does not run
             self._restart(bar, self.total_train_batches, f"Epoch {trainer.current_epoch}")
-            bar.n = done
+            bar.n = bar.initial = done
             bar.refresh()
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: Module) -> None:
@@ -284,7 +287,9 @@ class TQDMProgressBar(SwitchableProgressBar):
 
     # ------------------------------------------------------------------- end
     def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
-        """Close whatever bar is open, so the traceback starts on a fresh line."""
+        """Close whatever bar is open, so the traceback starts on a fresh line; metrics are not read again."""
+        if self._train_progress_bar is not None:
+            self._train_progress_bar.metrics = None  # type: ignore[attr-defined]
         for name in ("_val_progress_bar", "_test_progress_bar", "_predict_progress_bar", "_train_progress_bar"):
             self._shut(name)
 

@@ -117,3 +117,40 @@ def test_reduce_on_plateau_without_a_monitor_key_is_an_error(trainer_factory) ->
 def test_bad_forms_are_clear_errors(trainer_factory, form, message) -> None:
     with pytest.raises(MisconfigurationError, match=message):
         trainer_factory().fit(model_returning(form))
+
+
+def test_lbfgs_gets_the_closure_and_may_call_it_several_times(trainer_factory) -> None:
+    calls: list[int] = []
+
+    class Model(TinyModel):
+        def training_step(self, batch, batch_idx):
+            calls.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+        def configure_optimizers(self):
+            return torch.optim.LBFGS(self.parameters(), lr=0.1, max_iter=3)
+
+    trainer = trainer_factory(max_epochs=1, limit_train_batches=2)
+    trainer.fit(Model())
+    assert trainer.global_step == 2
+    assert len(calls) > 2 and set(calls) == {0, 1}
+
+
+def test_an_optimizer_subclass_receives_the_closure(trainer_factory) -> None:
+    received = []
+
+    class MySGD(torch.optim.SGD):
+        def step(self, closure=None):
+            received.append(closure is not None)
+            return super().step(closure)
+
+    trainer = trainer_factory(max_epochs=1, limit_train_batches=2)
+    trainer.fit(model_returning(lambda m: MySGD(m.parameters(), lr=0.1)))
+    assert received == [True, True]
+
+
+def test_fit_trains_even_when_called_under_no_grad(trainer_factory, tiny_model) -> None:
+    before = tiny_model.layer.weight.detach().clone()
+    with torch.no_grad():
+        trainer_factory(max_epochs=1).fit(tiny_model)
+    assert not torch.equal(before, tiny_model.layer.weight)

@@ -62,7 +62,7 @@ def test_interval_step_stops_inside_an_epoch(trainer_factory) -> None:
 
 
 def test_trainer_max_time_adds_a_timer_that_stops_training(trainer_factory) -> None:
-    trainer = trainer_factory(max_time={"seconds": 0.1})
+    trainer = trainer_factory(max_time={"seconds": 0.1}, max_epochs=1000)
     timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
     assert len(timers) == 1
     assert timers[0].time_remaining() == pytest.approx(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[3]
 
-SCRIPT = '''
+SCRIPT = """
 import json, sys
 import torch
 import ember
@@ -69,10 +70,12 @@ if __name__ == "__main__":
     mode, strategy, devices, root = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     main(mode, strategy, devices, root, **options)
-'''
+"""
 
 
-def run_script(tmp_path: Path, *args: str, launcher: list[str] | None = None, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+def run_script(
+    tmp_path: Path, *args: str, launcher: list[str] | None = None, timeout: int = 240
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
     command = (launcher or [sys.executable]) + [str(script), *args]
@@ -83,9 +86,11 @@ def run_script(tmp_path: Path, *args: str, launcher: list[str] | None = None, ti
 
 
 def results(root: Path) -> list[dict]:
-    import json
-
-    return [json.loads((root / f"result_{rank}.json").read_text()) for rank in (0, 1) if (root / f"result_{rank}.json").exists()]
+    return [
+        json.loads((root / f"result_{rank}.json").read_text())
+        for rank in (0, 1)
+        if (root / f"result_{rank}.json").exists()
+    ]
 
 
 def weights(root: Path, rank: int) -> dict[str, torch.Tensor]:
@@ -130,7 +135,7 @@ def test_resume_from_a_ddp_checkpoint(tmp_path: Path, devices: int) -> None:
     checkpoint = next(trained.rglob("*.ckpt"))
     resumed = tmp_path / "resumed"
     resumed.mkdir()
-    options = '{"max_epochs": 3, "ckpt_path": "%s"}' % checkpoint
+    options = json.dumps({"max_epochs": 3, "ckpt_path": str(checkpoint)})
     done = run_script(resumed, "plain", "ddp", str(devices), str(resumed), options)
     assert done.returncode == 0, done.stderr
     outcome = results(resumed)
@@ -146,12 +151,19 @@ def test_an_exception_on_rank_1_ends_every_rank(tmp_path: Path) -> None:
         "        if self.trainer.global_rank == 1 and batch_idx == 2:\n"
         "            raise RuntimeError('rank 1 failed on purpose')\n"
         "        loss = super().training_step(batch, batch_idx)\n",
-    ).replace("class Seen(ember.Callback):", "class Seen(ember.Callback):\n    def on_exception(self, trainer, pl_module, exception):\n        print(f'on_exception rank {trainer.global_rank}', flush=True)\n")
+    ).replace(
+        "class Seen(ember.Callback):",
+        "class Seen(ember.Callback):\n    def on_exception(self, trainer, pl_module, exception):\n        print(f'on_exception rank {trainer.global_rank}', flush=True)\n",
+    )
     (tmp_path / "ddp_script.py").write_text(failing)
     env = dict(os.environ)
     done = subprocess.run(
         [sys.executable, str(tmp_path / "ddp_script.py"), "plain", "ddp", "2", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode != 0
     assert "rank 1 failed on purpose" in done.stderr
@@ -169,14 +181,20 @@ def test_ddp_spawn_leaves_the_trained_model_in_the_calling_process(tmp_path: Pat
 def test_the_readme_example_under_torchrun(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     example = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    example = example.replace("enable_progress_bar=False)", "enable_progress_bar=False, strategy='ddp', accelerator='cpu')")
+    example = example.replace(
+        "enable_progress_bar=False)", "enable_progress_bar=False, strategy='ddp', accelerator='cpu')"
+    )
     example += "\nprint('done on rank', trainer.global_rank, 'of', trainer.world_size)\n"
     script = tmp_path / "readme_example.py"
     script.write_text(textwrap.dedent(example))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "done on rank 0 of 2" in done.stdout and "done on rank 1 of 2" in done.stdout

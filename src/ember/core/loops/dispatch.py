@@ -28,6 +28,18 @@ def module_overrides(module: Module | None) -> frozenset[str]:
     return frozenset(found)
 
 
+_TRANSFER_HOOKS = frozenset(("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer"))
+
+
+def needs_transfer(trainer: Trainer) -> bool:
+    """Whether batches need :func:`transfer_batch`: a device other than the CPU, a transfer hook, or float64."""
+    return (
+        trainer.strategy.root_device.type != "cpu"
+        or bool(_TRANSFER_HOOKS & trainer._module_hooks)
+        or trainer._precision.value == "64-true"
+    )
+
+
 def transfer_batch(trainer: Trainer, batch: Any, dataloader_idx: int) -> Any:
     """on_before_batch_transfer, transfer_batch_to_device, on_after_batch_transfer, then the precision cast.
 

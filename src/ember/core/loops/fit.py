@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
 from ember.core.data import limited_length
 from ember.core.loops.evaluation import run_evaluation
+from ember.core.loops.stopping import fit_done
 from ember.core.loops.training_epoch import TrainingEpoch
 from ember.core.state import RunningStage
 
@@ -25,38 +28,18 @@ def run_fit(trainer: Trainer) -> None:
     if trainer.profiler is not None:
         trainer.profiler.training_started()
     progress = trainer.fit_progress
-    while not fit_done(trainer):
-        if trainer.reload_dataloaders_every_n_epochs and progress.batches_in_epoch == 0 and progress.epoch > 0:
-            if progress.epoch % trainer.reload_dataloaders_every_n_epochs == 0:
-                trainer._load_loaders("train")
-        epoch_loop.run()
-        if trainer.num_training_batches == 0:
-            break
+    with torch.enable_grad():  # training steps need gradients even if fit() was called under no_grad
+        while not fit_done(trainer):
+            if trainer.reload_dataloaders_every_n_epochs and progress.batches_in_epoch == 0 and progress.epoch > 0:
+                if progress.epoch % trainer.reload_dataloaders_every_n_epochs == 0:
+                    trainer._load_loaders("train")
+            epoch_loop.run()
+            if trainer.num_training_batches == 0:
+                break
     if trainer.profiler is not None:
         trainer.profiler.training_ended()
     trainer.state.stage = RunningStage.TRAINING
     trainer._hook("on_train_end")
-
-
-def can_stop_early(trainer: Trainer) -> bool:
-    """Whether min_epochs and min_steps allow stopping now."""
-    progress = trainer.fit_progress
-    return (trainer.min_epochs is None or progress.epoch >= trainer.min_epochs) and (
-        trainer.min_steps is None or progress.global_step >= trainer.min_steps
-    )
-
-
-def max_steps_reached(trainer: Trainer) -> bool:
-    return trainer.max_steps not in (None, -1) and trainer.fit_progress.global_step >= trainer.max_steps
-
-
-def fit_done(trainer: Trainer) -> bool:
-    """Whether fit ends before the next epoch: max_epochs, max_steps, or should_stop once the minimums are met."""
-    if trainer.max_epochs not in (None, -1) and trainer.fit_progress.epoch >= trainer.max_epochs:
-        return True
-    if max_steps_reached(trainer):
-        return True
-    return trainer.should_stop and can_stop_early(trainer)
 
 
 def _sanity_check(trainer: Trainer) -> None:

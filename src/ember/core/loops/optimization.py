@@ -36,6 +36,12 @@ class Optimization:
             for name in ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
         }
         self._module = {name: name in overrides for name in self._cb}
+        hooked = {name for name in self._cb if self._cb[name] is not None or self._module[name]}
+        self._zero_grad_hooked = "on_before_zero_grad" in hooked
+        self._backward_hooked = bool(hooked & {"on_before_backward", "on_after_backward"})
+        self._step_hooked = "on_before_optimizer_step" in hooked
+        self._own_optimizer_step = "optimizer_step" in overrides
+        self._autocast = trainer._precision.autocast_dtype is not None
         self._clip = trainer.gradient_clip_val is not None or "configure_gradient_clipping" in overrides
         if not self.automatic and trainer.gradient_clip_val is not None:
             raise MisconfigurationError(
@@ -50,7 +56,7 @@ class Optimization:
     # ------------------------------------------------------------ one batch
     def run(self, batch: Any, batch_idx: int, is_last: bool) -> Any:
         """Run the training step of one batch; return its outputs for on_train_batch_end."""
-        trainer, module = self.trainer, self.module
+        trainer = self.trainer
         if not self.automatic:
             trainer._fx = "training_step"
             with trainer._precision.forward_context():
@@ -59,25 +65,30 @@ class Optimization:
             return output
         accumulate = trainer.accumulate_grad_batches
         in_epoch = trainer.fit_progress.batches_in_epoch
-        self.stepped = (in_epoch + 1) % accumulate == 0 or is_last
-        closure = _Closure(self, batch, batch_idx, zero_grad=in_epoch % accumulate == 0)
-        if self.stepped:
+        self.stepped = accumulate == 1 or (in_epoch + 1) % accumulate == 0 or is_last
+        closure = _Closure(self, batch, batch_idx, zero_grad=accumulate == 1 or in_epoch % accumulate == 0)
+        if not self.stepped:
+            closure()
+        elif self._own_optimizer_step:
             trainer._fx = "optimizer_step"
-            module.optimizer_step(  # type: ignore[union-attr]
+            self.module.optimizer_step(  # type: ignore[union-attr]
                 trainer.fit_progress.epoch, batch_idx, trainer._stepping_optimizers[0], closure
             )
-        else:
-            closure()
+        else:  # what the default optimizer_step does, without its two extra calls
+            self.optimizer_step(trainer.optimizers[0], closure)
         return closure.outputs
 
     # ------------------------------------------------- shared with manual mode
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """on_before_backward, the model's backward (through precision), on_after_backward."""
-        trainer, module = self.trainer, self.module
-        self._call("on_before_backward", loss=loss)
+        trainer = self.trainer
+        hooked = self._backward_hooked
+        if hooked:
+            self._call("on_before_backward", loss=loss)
         trainer._fx = "backward"
-        trainer._precision.backward(loss, module, *args, **kwargs)
-        self._call("on_after_backward")
+        trainer._precision.backward(loss, self.module, *args, **kwargs)
+        if hooked:
+            self._call("on_after_backward")
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any = None) -> Any:
         """What ``SteppingOptimizer.step`` does: precision-aware step, hooks, clipping; counts the step."""
@@ -88,7 +99,8 @@ class Optimization:
         return result
 
     def _after_closure(self, optimizer: torch.optim.Optimizer) -> None:
-        self._call("on_before_optimizer_step", optimizer=optimizer)
+        if self._step_hooked:
+            self._call("on_before_optimizer_step", optimizer=optimizer)
         if self.automatic and self._clip:
             trainer = self.trainer
             trainer._fx = "configure_gradient_clipping"
@@ -97,10 +109,12 @@ class Optimization:
             )
 
     def zero_grad(self, batch_idx: int) -> None:
-        optimizer = self.trainer.optimizers[0]
-        self._call("on_before_zero_grad", optimizer=optimizer)
-        self.trainer._fx = "optimizer_zero_grad"
-        self.module.optimizer_zero_grad(self.trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
+        trainer = self.trainer
+        optimizer = trainer.optimizers[0]
+        if self._zero_grad_hooked:
+            self._call("on_before_zero_grad", optimizer=optimizer)
+        trainer._fx = "optimizer_zero_grad"
+        self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
 
     def _call(self, name: str, **kwargs: Any) -> None:
         trainer = self.trainer
@@ -129,17 +143,21 @@ class _Closure:
         optimization = self.optimization
         trainer = optimization.trainer
         trainer._fx = "training_step"
-        with trainer._precision.forward_context():
+        if optimization._autocast:
+            with trainer._precision.forward_context():
+                output = optimization.training_step(self.batch, self.batch_idx)
+        else:
             output = optimization.training_step(self.batch, self.batch_idx)
-        loss = _loss_of(output)
-        self.outputs = _outputs_of(output, loss)
+        loss = output if type(output) is torch.Tensor else _loss_of(output)
+        detached = loss.detach() if loss is not None else None
+        self.outputs = _outputs_of(output, detached)
         if self.zero_grad:
             optimization.zero_grad(self.batch_idx)
         if loss is None:
             return None
         accumulate = trainer.accumulate_grad_batches
         optimization.backward(loss / accumulate if accumulate > 1 else loss)
-        return loss.detach()
+        return detached
 
 
 def _loss_of(output: Any) -> torch.Tensor | None:
@@ -158,9 +176,10 @@ def _loss_of(output: Any) -> torch.Tensor | None:
     )
 
 
-def _outputs_of(output: Any, loss: torch.Tensor | None) -> Any:
-    if loss is None:
+def _outputs_of(output: Any, detached_loss: torch.Tensor | None) -> Any:
+    """What on_train_batch_end receives: a dict with the detached loss, as Lightning passes it."""
+    if detached_loss is None:
         return output
     if isinstance(output, Mapping):
-        return {**output, "loss": loss.detach()}
-    return {"loss": loss.detach()}
+        return {**output, "loss": detached_loss}
+    return {"loss": detached_loss}

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ember.core.data import batches, loader_generators
-from ember.core.loops.dispatch import transfer_batch
+from ember.core.loops.dispatch import needs_transfer, transfer_batch
 from ember.core.loops.evaluation import run_evaluation
 from ember.core.loops.optimization import Optimization
+from ember.core.loops.stopping import can_stop_early, epoch_should_end
 from ember.core.seed import capture_rng, restore_rng
 from ember.core.state import RunningStage
 from ember.errors import EmberWarning, MisconfigurationError
@@ -52,11 +53,14 @@ class TrainingEpoch:
         store, optimization = trainer._metrics, self.optimization
         batch_start, batch_end = self._batch_start, self._batch_end
         module_start, module_end = self._module_batch_start, self._module_batch_end
+        transfer = needs_transfer(trainer)
+        finish = self._finish_batch
         with contextlib.closing(iterator):
-            if progress.pending is not None and self._finish_batch(**progress.pending):
+            if progress.pending is not None and finish(**progress.pending):
                 iterator = _no_batches()
             for batch_idx, batch, is_last in iterator:
-                batch = transfer_batch(trainer, batch, 0)
+                if transfer:
+                    batch = transfer_batch(trainer, batch, 0)
                 store.batch = batch
                 trainer._fx = "on_train_batch_start"
                 if batch_start is not None:
@@ -75,7 +79,7 @@ class TrainingEpoch:
                     batch_end(trainer=trainer, pl_module=module, outputs=outputs, batch=batch, batch_idx=batch_idx)
                 if module_end:
                     module.on_train_batch_end(outputs, batch, batch_idx)  # type: ignore[union-attr]
-                if self._finish_batch(**progress.pending):
+                if finish(batch_idx, is_last, optimization.stepped):
                     break
         self._end_epoch()
 
@@ -110,7 +114,7 @@ class TrainingEpoch:
         if not counted:
             progress.batches_in_epoch += 1
             progress.total_batches += 1
-            progress.pending = {"batch_idx": batch_idx, "is_last": is_last, "stepped": stepped, "counted": True}
+            progress.pending["counted"] = True  # type: ignore[index]
             if stepped and ((progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop):
                 trainer._log_to_loggers(trainer._metrics.take_step_metrics(), step=progress.stepped_batches)
             if self._should_validate(batch_idx, is_last):
@@ -120,7 +124,7 @@ class TrainingEpoch:
         if stepped:
             progress.stepped_batches += 1
         progress.pending = None
-        return _should_end_epoch(trainer)
+        return epoch_should_end(trainer)
 
     def _end_epoch(self) -> None:
         trainer, progress = self.trainer, self.trainer.fit_progress
@@ -144,13 +148,11 @@ class TrainingEpoch:
     # ----------------------------------------------------------- validation
     def _should_validate(self, batch_idx: int, is_last: bool) -> bool:
         trainer = self.trainer
-        if not trainer._validation_enabled():
+        if not (trainer._val_enabled if trainer._val_enabled is not None else trainer._validation_enabled()):
             return False
         every = trainer.check_val_every_n_epoch
         if every is not None and (trainer.fit_progress.epoch + 1) % every != 0:
             return False
-        from ember.core.loops.fit import can_stop_early
-
         if trainer.should_stop and can_stop_early(trainer):
             return True
         interval = trainer.val_check_batch
@@ -188,12 +190,6 @@ class TrainingEpoch:
                     continue
             trainer._fx = "lr_scheduler_step"
             trainer.lightning_module.lr_scheduler_step(config.scheduler, metric)  # type: ignore[union-attr]
-
-
-def _should_end_epoch(trainer: Trainer) -> bool:
-    from ember.core.loops.fit import can_stop_early, max_steps_reached
-
-    return max_steps_reached(trainer) or (trainer.should_stop and can_stop_early(trainer))
 
 
 def _no_batches() -> Iterator[tuple[int, Any, bool]]:

@@ -142,7 +142,14 @@ def test_tryfirst_trylast_and_wrappers_follow_pluggy(trainer_factory, tiny_model
             calls.append("wrap-out")
             return result
 
-    plugins = [Last("last1", calls), Tracker("a", calls), Wrapper(), LastToo("last2", calls), Tracker("b", calls), First()]
+    plugins = [
+        Last("last1", calls),
+        Tracker("a", calls),
+        Wrapper(),
+        LastToo("last2", calls),
+        Tracker("b", calls),
+        First(),
+    ]
     trainer_factory(callbacks=plugins, max_epochs=1, limit_train_batches=1).fit(tiny_model)
     assert calls == ["wrap-in", "first", "a", "b", "last1", "last2", "wrap-out"]
 
@@ -180,3 +187,30 @@ def test_an_exception_inside_a_plugin_hook_names_the_plugin(trainer_factory, tin
     with pytest.raises(ValueError, match="plugin bug") as error:
         trainer_factory(callbacks=[Exploding()], max_epochs=1).fit(tiny_model)
     assert any("Exploding" in note and "on_train_batch_end" in note for note in error.value.__notes__)
+
+
+def test_the_short_call_path_returns_what_pluggy_returns() -> None:
+    class Returns(ember.Callback):
+        def __init__(self, value):
+            self.value = value
+
+        def state_dict(self):
+            return {"v": self.value}
+
+    class Silent(ember.Callback):
+        def state_dict(self):
+            return None
+
+    class Defaulted:
+        @ember.hookimpl
+        def on_fit_end(self, trainer, pl_module=None):
+            return "defaulted"
+
+    manager = PluginManager()
+    for plugin in (Returns(1), Silent(), Returns(2)):
+        manager.register(plugin)
+    manager.register(Defaulted())
+    assert manager.hook.state_dict() == [{"v": 1}, {"v": 2}]
+    assert manager.callers()["state_dict"]() == [{"v": 1}, {"v": 2}]
+    assert "state_dict" in manager._plain and "on_fit_end" not in manager._plain  # defaults take pluggy's path
+    assert manager.hook.on_fit_end(trainer=None, pl_module=None) == ["defaulted"]

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
+from pluggy._callers import _multicall
 
 from ember import hookspecs
 from ember.callback import Callback
@@ -56,6 +57,8 @@ class PluginManager(pluggy.PluginManager):
         self._origins: dict[str, str] = {}
         #: Bumped on every (un)registration, so callers can cache what they derive.
         self.generation = 0
+        self._plain: set[str] = set()
+        self._inner_hookexec = self._call_implementations
 
     # ---------------------------------------------------------- registration
     def register(self, plugin: object, name: str | None = None, origin: str | None = None) -> str | None:
@@ -83,6 +86,7 @@ class PluginManager(pluggy.PluginManager):
         self._next_rank += 1
         for caller in self.get_hookcallers(face) or ():
             _sort_impls(caller, self._rank)
+            self._note_plain(caller)
         self.generation += 1
         return registered
 
@@ -91,6 +95,8 @@ class PluginManager(pluggy.PluginManager):
         if plugin is not None:
             plugin = self._faces.pop(id(plugin), plugin)
         removed = super().unregister(plugin=plugin, name=name)
+        for hook_name in HOOK_NAMES:
+            self._note_plain(getattr(self.hook, hook_name))
         self.generation += 1
         if isinstance(removed, CallbackHooks):
             self._faces.pop(id(removed.callback), None)
@@ -102,14 +108,73 @@ class PluginManager(pluggy.PluginManager):
             return plugin.opts.get(name)
         return super().parse_hookimpl_opts(plugin, name)
 
+    # ------------------------------------------------------------------ calls
+    def _note_plain(self, caller: pluggy.HookCaller) -> None:
+        """Remember whether a hook has only plain implementations (no wrappers, no defaulted arguments)."""
+        impls = caller.get_hookimpls()
+        if all(not (i.wrapper or i.hookwrapper or i.kwargnames) for i in impls):
+            self._plain.add(caller.name)
+        else:
+            self._plain.discard(caller.name)
+
+    def _call_implementations(
+        self,
+        hook_name: str,
+        hook_impls: Sequence[pluggy.HookImpl],
+        caller_kwargs: Mapping[str, object],
+        firstresult: bool,
+    ) -> Any:
+        """pluggy's call loop, with a shorter path for hooks whose implementations are all plain.
+
+        Callbacks of one hook share its arguments, so the positional argument
+        list is built once and reused while consecutive implementations want
+        the same names. Wrappers and anything unusual go through pluggy's own
+        ``_multicall``; results, ``firstresult`` and errors behave the same.
+        """
+        if hook_name not in self._plain:
+            return _multicall(hook_name, hook_impls, caller_kwargs, firstresult)
+        results: list[object] = []
+        last: tuple[str, ...] | None = None
+        arguments: list[object] = []
+        for impl in reversed(hook_impls):
+            names = impl.argnames
+            if names != last:
+                try:
+                    arguments = [caller_kwargs[name] for name in names]
+                except KeyError as error:
+                    raise pluggy.HookCallError(f"hook call must provide argument {error.args[0]!r}") from error
+                last = names
+            result = impl.function(*arguments)
+            if result is not None:
+                if firstresult:
+                    return result
+                results.append(result)
+        return None if firstresult else results
+
     # ------------------------------------------------------------- questions
     def plugin_of(self, impl: pluggy.HookImpl) -> object:
         """The object the user registered for ``impl``: the Callback, not its face."""
         return impl.plugin.callback if isinstance(impl.plugin, CallbackHooks) else impl.plugin
 
-    def callers(self) -> dict[str, pluggy.HookCaller]:
-        """Hook callers that have at least one implementation, by hook name."""
-        return {name: caller for name in HOOK_NAMES if (caller := getattr(self.hook, name)).get_hookimpls()}
+    def callers(self) -> dict[str, Callable[..., Any]]:
+        """A caller for each hook that has at least one implementation, by hook name.
+
+        Each takes the hook's arguments as keywords, like ``manager.hook.NAME``,
+        but skips pluggy's per-call argument checks: the Trainer always passes
+        every argument the spec names.
+        """
+        return {
+            name: self._direct(caller) for name in HOOK_NAMES if (caller := getattr(self.hook, name)).get_hookimpls()
+        }
+
+    def _direct(self, caller: pluggy.HookCaller) -> Callable[..., Any]:
+        name, implementations, execute = caller.name, caller.get_hookimpls, self._hookexec
+
+        def call(**kwargs: Any) -> Any:
+            return execute(name, implementations(), kwargs, False)
+
+        call.__name__ = call.__qualname__ = name
+        return call
 
     def implementations(self, hook_name: str) -> Iterator[tuple[str, object, Callable[..., Any]]]:
         """``(plugin name, plugin, function)`` for each implementation of a hook, in call order."""

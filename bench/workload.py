@@ -106,6 +106,8 @@ def ember_run(options: dict) -> dict:
     flags = {"max_epochs": 1, "num_sanity_val_steps": 0, "default_root_dir": "."}
     if options.get("optional") == "off":
         flags.update(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    if options.get("bar"):
+        flags["enable_progress_bar"] = True
     if options.get("profiler"):
         flags["profiler"] = "plugins"
     data = loader(options["model"], options["steps"])

@@ -429,3 +429,15 @@ def test_a_model_with_strict_loading_false_resumes_from_a_checkpoint_that_only_p
     model = Lenient()
     trainer_factory().validate(model, ckpt_path=path)
     assert torch.equal(model.layer.weight, torch.load(path, weights_only=True)["state_dict"]["layer.weight"])
+
+
+def test_validate_without_a_model_after_fit_uses_the_best_checkpoint(tmp_path, capsys) -> None:
+    from ember.callbacks import ModelCheckpoint
+    from ember.testing import TinyModel, make_trainer
+
+    checkpoint = ModelCheckpoint(monitor="val_loss", save_top_k=1)
+    trainer = make_trainer(tmp_path, callbacks=[checkpoint], max_epochs=2)
+    trainer.fit(TinyModel())
+    trainer.validate(verbose=False)
+    assert trainer.ckpt_path == checkpoint.best_model_path
+    assert "using the best checkpoint of the previous fit" in capsys.readouterr().out

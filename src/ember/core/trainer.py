@@ -297,6 +297,12 @@ class Trainer(TrainerProperties):
         ckpt_path: Any,
         **options: Any,
     ) -> Any:
+        if model is None and ckpt_path is None and fn != TrainerFn.FITTING and self._best_checkpoint():
+            ckpt_path = "best"  # as Lightning: evaluating the fitted model means its best checkpoint
+            self.print(
+                f"Trainer.{fn.value}() was called without a model: using the best checkpoint of the previous fit, "
+                f"{self._best_checkpoint()}. Pass ckpt_path='last' or a path to choose another."
+            )
         model = model if model is not None else self.lightning_module
         if not isinstance(model, Module):
             raise MisconfigurationError(
@@ -322,6 +328,10 @@ class Trainer(TrainerProperties):
         except BaseException as exception:
             self._on_exception(exception)
             raise
+
+    def _best_checkpoint(self) -> str:
+        """The best_model_path of the first checkpoint callback that has one, or ""."""
+        return next((c.best_model_path for c in self.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
 
     def _on_exception(self, exception: BaseException) -> None:
         """Every plugin's on_exception once, loggers finalized as failed; no end or teardown hook follows."""

@@ -1,0 +1,80 @@
+"""CUDA checks: device placement, 16-mixed with its gradient scaler, bf16-mixed, NCCL. Skipped without a GPU.
+
+Run on a GPU machine with ``bash tests/gpu/check.sh`` (the prepared device check).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ember.testing import TinyModel
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class RecordsDtypes(TinyModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, torch.dtype]] = []
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        out = self(x)
+        self.seen.append((x.device.type, out.dtype))
+        return torch.nn.functional.mse_loss(out.float(), y)
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("32-true", torch.float32), ("bf16-mixed", torch.bfloat16), ("16-mixed", torch.float16)]
+)
+def test_training_on_cuda_in_each_precision(trainer_factory, precision, dtype) -> None:
+    model = RecordsDtypes()
+    before = model.layer.weight.detach().clone()
+    trainer = trainer_factory(accelerator="cuda", devices=1, precision=precision, max_epochs=1)
+    trainer.fit(model)
+    assert set(model.seen) == {("cuda", dtype)}
+    assert model.layer.weight.dtype == torch.float32
+    assert not torch.equal(before, model.layer.weight.detach().cpu())
+    assert torch.isfinite(model.layer.weight).all()
+
+
+def test_16_mixed_keeps_the_scaler_state_in_checkpoints(trainer_factory, tmp_path: Path) -> None:
+    trainer = trainer_factory(accelerator="cuda", devices=1, precision="16-mixed", max_epochs=1)
+    trainer.fit(TinyModel())
+    path = tmp_path / "amp.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["precision"]["scale"] > 0
+    resumed = trainer_factory(accelerator="cuda", devices=1, precision="16-mixed", max_epochs=2)
+    resumed.fit(TinyModel(), ckpt_path=path)
+    assert resumed.current_epoch == 2
+
+
+def test_ddp_on_nccl(tmp_path: Path) -> None:
+    devices = min(torch.cuda.device_count(), 2)
+    script = tmp_path / "nccl.py"
+    script.write_text(
+        "import torch, ember\n"
+        "from ember.testing import TinyModel\n"
+        "if __name__ == '__main__':\n"
+        f"    trainer = ember.Trainer(strategy='ddp', accelerator='cuda', devices={devices}, max_epochs=2,\n"
+        "                            precision='bf16-mixed', enable_progress_bar=False, enable_model_summary=False,\n"
+        "                            logger=False, enable_checkpointing=False)\n"
+        "    model = TinyModel()\n"
+        "    trainer.fit(model)\n"
+        "    import torch.distributed as dist\n"
+        "    print('rank', trainer.global_rank, 'world', trainer.world_size, 'step', trainer.global_step, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"world {devices}" in done.stdout
+    if devices == 1:
+        pytest.skip("one GPU: NCCL ran with a single rank; two ranks need two GPUs")

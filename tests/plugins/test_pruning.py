@@ -10,9 +10,9 @@ import torch
 import torch.nn.utils.prune as prune
 from torch.utils.data import DataLoader
 
-import ember
 from ember.callbacks import ModelPruning
 from ember.errors import MisconfigurationError
+from ember.testing import CrashAfter as Crash
 from ember.testing import TinyModel
 from ember.testing.models import regression_data
 
@@ -33,27 +33,6 @@ class TwoLayers(TinyModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(torch.relu(self.hidden(x)))  # type: ignore[no-any-return]
-
-
-class Crash(ember.Callback):
-    """Save a checkpoint after the other callbacks at the end of ``epoch`` or of optimizer step ``step``, then fail."""
-
-    def __init__(self, path: Path, epoch: int | None = None, step: int | None = None) -> None:
-        self.path, self.epoch, self.step = path, epoch, step
-
-    def _crash(self, trainer: Any) -> None:
-        trainer.save_checkpoint(self.path)
-        raise RuntimeError("simulated crash")
-
-    @ember.hookimpl(trylast=True)
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            self._crash(trainer)
-
-    @ember.hookimpl(trylast=True)
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.current_epoch == self.epoch:
-            self._crash(trainer)
 
 
 def fit(trainer_factory: Any, callbacks: list[Any], model: Any = None, max_epochs: int = 1, **kwargs: Any) -> Any:

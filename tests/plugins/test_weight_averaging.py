@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 import ember
 from ember.callbacks import EMAWeightAveraging, WeightAveraging
 from ember.errors import EmberWarning, MisconfigurationError
+from ember.testing import CrashAfter as Crash
 from ember.testing import TinyModel
 from ember.testing.models import regression_data
 
@@ -37,27 +38,6 @@ class Snapshots(ember.Callback):
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self.epoch_ends.append(weights(pl_module))
-
-
-class Crash(ember.Callback):
-    """Save a checkpoint after the other callbacks at the end of ``epoch`` or of optimizer step ``step``, then fail."""
-
-    def __init__(self, path: Path, epoch: int | None = None, step: int | None = None) -> None:
-        self.path, self.epoch, self.step = path, epoch, step
-
-    def _crash(self, trainer: Any) -> None:
-        trainer.save_checkpoint(self.path)
-        raise RuntimeError("simulated crash")
-
-    @ember.hookimpl(trylast=True)
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            self._crash(trainer)
-
-    @ember.hookimpl(trylast=True)
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.current_epoch == self.epoch:
-            self._crash(trainer)
 
 
 def mean(snapshots: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -11,6 +11,9 @@ every test these fixtures:
 * ``hook_recorder`` -- a callback that records every hook call, with
   ``assert_sequence([...])`` to check an order.
 
+``ember.testing.CrashAfter(path, epoch=..., step=...)`` saves a checkpoint and
+raises ``SimulatedCrash``, to test that a plugin's state survives a resume.
+
 Example::
 
     def test_my_callback_counts_batches(trainer_factory, tiny_model):
@@ -26,9 +29,19 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["HookRecorder", "TinyDataModule", "TinyModel", "make_trainer", "recording_module"]
+__all__ = [
+    "CrashAfter",
+    "HookRecorder",
+    "SimulatedCrash",
+    "TinyDataModule",
+    "TinyModel",
+    "make_trainer",
+    "recording_module",
+]
 
 _LAZY = {
+    "CrashAfter": "ember.testing.crash",
+    "SimulatedCrash": "ember.testing.crash",
     "HookRecorder": "ember.testing.recorder",
     "recording_module": "ember.testing.recorder",
     "TinyDataModule": "ember.testing.models",

@@ -425,7 +425,7 @@ def on_before_zero_grad(trainer: Trainer, pl_module: Module, optimizer: Any) -> 
 
 
 @hookspec
-def state_dict() -> dict[str, Any]:
+def state_dict() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return this plugin's state, to be saved in checkpoints.
 
     Results do not combine: ember calls each implementation on its own and

@@ -6,7 +6,7 @@ import functools
 import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -95,7 +95,10 @@ def source_loaders(kind: str, given: Any, datamodule: Any, module: Any) -> Any:
     return None
 
 
-def batches(loader: Iterable[Any], count: float, skip: int = 0) -> Iterator[tuple[int, Any, bool]]:
+Batches = Generator[tuple[int, Any, bool], None, None]
+
+
+def batches(loader: Iterable[Any], count: float, skip: int = 0) -> Batches:
     """``(batch_idx, batch, is_last)`` for up to ``count`` batches, the first ``skip`` left out.
 
     The loader's iterator is created now, not at the first batch, so a
@@ -110,13 +113,13 @@ def batches(loader: Iterable[Any], count: float, skip: int = 0) -> Iterator[tupl
     return _counted(iterator, int(count), skip)
 
 
-def _counted(iterator: Iterator[Any], count: int, start: int) -> Iterator[tuple[int, Any, bool]]:
+def _counted(iterator: Iterator[Any], count: int, start: int) -> Batches:
     last = count - 1
     for batch_idx, batch in zip(range(start, count), iterator):
         yield batch_idx, batch, batch_idx == last
 
 
-def _with_lookahead(iterator: Iterator[Any], start: int) -> Iterator[tuple[int, Any, bool]]:
+def _with_lookahead(iterator: Iterator[Any], start: int) -> Batches:
     try:
         upcoming = next(iterator)
     except StopIteration:

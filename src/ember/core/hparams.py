@@ -71,7 +71,7 @@ class HyperparametersMixin:
     @property
     def hparams_initial(self) -> AttributeDict:
         """The hyperparameters as saved, unaffected by later changes to ``hparams``."""
-        return copy.deepcopy(getattr(self, "_hparams_initial", AttributeDict()))
+        return AttributeDict(copy.deepcopy(getattr(self, "_hparams_initial", {})))
 
 
 def _init_arguments(owner: object, frame: types.FrameType | None) -> dict[str, Any]:

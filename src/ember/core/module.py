@@ -64,10 +64,10 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the parameters are (the Trainer's device before the model has any)."""
-        for tensor in self.parameters():
-            return tensor.device
-        for tensor in self.buffers():
-            return tensor.device
+        for parameter in self.parameters():
+            return parameter.device
+        for buffer in self.buffers():
+            return buffer.device
         return self._device
 
     @property

@@ -175,13 +175,13 @@ class ModuleHooks:
         """Called before each optimizer step, before gradient clipping."""
 
     def configure_gradient_clipping(
-        self: Module,  # type: ignore[misc]
+        self,
         optimizer: torch.optim.Optimizer,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
         """Clip gradients before the step; by default as the Trainer's clipping flags say."""
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)  # type: ignore[attr-defined]
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Step ``optimizer``; ``optimizer_closure`` runs training_step and backward and must be passed on."""

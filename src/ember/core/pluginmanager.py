@@ -191,6 +191,8 @@ class PluginManager(pluggy.PluginManager):
         for hook_name in HOOK_NAMES:
             for impl in getattr(self.hook, hook_name).get_hookimpls():
                 for function in (impl.function, getattr(impl.plugin, "targets", {}).get(hook_name)):
+                    if function is None:
+                        continue
                     code = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__code__", None)
                     if code is not None:
                         code_owner[code] = (impl.plugin_name, hook_name)

@@ -122,7 +122,7 @@ def _configure_optimizers(trainer: Trainer, model: Module) -> None:
     trainer._fx = "configure_optimizers"
     if not callable(getattr(model, "configure_optimizers", None)):
         raise MisconfigurationError(f"{type(model).__qualname__} has no configure_optimizers(); fit() needs one")
-    optimizers, schedulers = parse_optimizers(model.configure_optimizers())
+    optimizers, schedulers = parse_optimizers(model.configure_optimizers())  # type: ignore[operator]
     if model.automatic_optimization and len(optimizers) > 1:
         raise MisconfigurationError(
             f"configure_optimizers() returned {len(optimizers)} optimizers; several optimizers need manual "

@@ -93,7 +93,9 @@ class Trainer(TrainerProperties):
         if self.num_sanity_val_steps is None:
             self.num_sanity_val_steps = 2
         self.log_every_n_steps = flags.optional_int("log_every_n_steps", log_every_n_steps, 1) or 50
-        self.accumulate_grad_batches = flags.optional_int("accumulate_grad_batches", accumulate_grad_batches, 1)
+        self.accumulate_grad_batches: int = (
+            flags.optional_int("accumulate_grad_batches", accumulate_grad_batches, 1) or 1
+        )
         self.gradient_clip_val = flags.positive_float("gradient_clip_val", gradient_clip_val)
         self.gradient_clip_algorithm = flags.choice(
             "gradient_clip_algorithm", gradient_clip_algorithm, (None, "norm", "value")
@@ -331,7 +333,8 @@ class Trainer(TrainerProperties):
 
     def _best_checkpoint(self) -> str:
         """The best_model_path of the first checkpoint callback that has one, or ""."""
-        return next((c.best_model_path for c in self.checkpoint_callbacks if getattr(c, "best_model_path", "")), "")
+        paths = (getattr(c, "best_model_path", "") for c in self.checkpoint_callbacks)
+        return next((path for path in paths if path), "")
 
     def _on_exception(self, exception: BaseException) -> None:
         """Every plugin's on_exception once, loggers finalized as failed; no end or teardown hook follows."""

@@ -53,12 +53,8 @@ def _sanity_check(trainer: Trainer) -> None:
     if loaders is None:
         trainer._load_loaders("val")
         loaders = trainer._loaders["val"]
-    counts = [
-        limited_length(loader, trainer.limit_val_batches, "limit_val_batches")
-        if steps == -1
-        else min(steps, limited_length(loader, trainer.limit_val_batches, "limit_val_batches"))
-        for loader in loaders
-    ]
+    available = [limited_length(loader, trainer.limit_val_batches, "limit_val_batches") for loader in loaders]
+    counts = available if steps == -1 else [min(float(steps or 0), count) for count in available]
     run_evaluation(trainer, RunningStage.SANITY_CHECKING, loaders, counts)
     trainer.state.stage = RunningStage.SANITY_CHECKING
     trainer._hook("on_sanity_check_end")

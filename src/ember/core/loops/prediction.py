@@ -60,7 +60,7 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
                     call_batch_hook(trainer, "on_predict_batch_start", batch, batch_idx, dataloader_idx, several)
                     trainer._fx = "predict_step"
                     with trainer._precision.forward_context():
-                        output = module.predict_step(batch, batch_idx, *extra)  # type: ignore[union-attr]
+                        output = module.predict_step(batch, batch_idx, *extra)  # type: ignore[union-attr,operator]
                     call_batch_hook(trainer, "on_predict_batch_end", batch, batch_idx, dataloader_idx, several, output)
                     if keep:
                         loop.predictions[dataloader_idx].append(output)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ember.core.data import batches, loader_generators
+from ember.core.data import Batches, batches, loader_generators
 from ember.core.loops.dispatch import needs_transfer, transfer_batch
 from ember.core.loops.evaluation import run_evaluation
 from ember.core.loops.optimization import Optimization
@@ -83,7 +82,7 @@ class TrainingEpoch:
                     break
         self._end_epoch()
 
-    def _open_epoch(self, loader: Any, count: float) -> Iterator[tuple[int, Any, bool]]:
+    def _open_epoch(self, loader: Any, count: float) -> Batches:
         """The epoch's batches; a resumed epoch redraws the interrupted one's order and skips what was done.
 
         A fresh epoch runs on_train_epoch_start, then notes the random state
@@ -192,7 +191,7 @@ class TrainingEpoch:
             trainer.lightning_module.lr_scheduler_step(config.scheduler, metric)  # type: ignore[union-attr]
 
 
-def _no_batches() -> Iterator[tuple[int, Any, bool]]:
+def _no_batches() -> Batches:
     yield from ()
 
 

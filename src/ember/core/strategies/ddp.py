@@ -210,7 +210,7 @@ class DDPStrategy(Strategy):
             return loader
         shuffle = kind == "train" and isinstance(sampler, RandomSampler)
         seed = int(os.environ.get("EMBER_GLOBAL_SEED", "0"))
-        distributed = DistributedSampler(
+        distributed: DistributedSampler[Any] = DistributedSampler(
             loader.dataset, num_replicas=self.world_size, rank=self.global_rank, shuffle=shuffle, seed=seed
         )
         return with_sampler(loader, distributed)
@@ -285,7 +285,7 @@ class _StepRouter(torch.nn.Module):
         self.module = module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module.training_step(*args, **kwargs)
+        return self.module.training_step(*args, **kwargs)  # type: ignore[operator]
 
 
 def _int_env(name: str, default: int) -> int:

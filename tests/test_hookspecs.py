@@ -11,9 +11,21 @@ from ember import hookspecs
 from ember.core.pluginmanager import HOOK_NAMES, spec_argnames
 
 LIGHTNING_HOOKS = {
-    "setup", "teardown", "on_fit_start", "on_fit_end", "on_sanity_check_start", "on_sanity_check_end",
-    "on_exception", "state_dict", "load_state_dict", "on_save_checkpoint", "on_load_checkpoint",
-    "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
+    "setup",
+    "teardown",
+    "on_fit_start",
+    "on_fit_end",
+    "on_sanity_check_start",
+    "on_sanity_check_end",
+    "on_exception",
+    "state_dict",
+    "load_state_dict",
+    "on_save_checkpoint",
+    "on_load_checkpoint",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
 } | {
     f"on_{stage}_{event}"
     for stage in ("train", "validation", "test", "predict")
@@ -36,7 +48,13 @@ def test_callback_has_one_method_per_hookspec_with_the_same_arguments() -> None:
 
 def test_hook_arguments_use_lightning_names() -> None:
     assert spec_argnames("on_train_batch_end") == ("trainer", "pl_module", "outputs", "batch", "batch_idx")
-    assert spec_argnames("on_validation_batch_start") == ("trainer", "pl_module", "batch", "batch_idx", "dataloader_idx")
+    assert spec_argnames("on_validation_batch_start") == (
+        "trainer",
+        "pl_module",
+        "batch",
+        "batch_idx",
+        "dataloader_idx",
+    )
     assert spec_argnames("on_before_optimizer_step") == ("trainer", "pl_module", "optimizer")
     assert spec_argnames("load_state_dict") == ("state_dict",)
 

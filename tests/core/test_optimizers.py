@@ -90,7 +90,11 @@ def test_reduce_on_plateau_steps_on_its_monitored_metric(trainer_factory) -> Non
 def test_reduce_on_plateau_without_the_metric_lists_available_metrics(trainer_factory) -> None:
     def make(m):
         optimizer = sgd(m)
-        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer), "monitor": "nope"}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer),
+            "monitor": "nope",
+        }
 
     with pytest.raises(MisconfigurationError, match="'nope'.*available metrics are: \\['train_loss', 'val_loss'\\]"):
         trainer_factory(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0).fit(model_returning(make))

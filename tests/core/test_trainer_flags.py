@@ -120,7 +120,9 @@ def test_sanity_check_metrics_are_discarded(trainer_factory, tiny_model) -> None
 
 
 @pytest.mark.parametrize(("accumulate", "steps_per_epoch"), [(1, 8), (2, 4), (3, 3), (8, 1)])
-def test_accumulate_grad_batches_counts_optimizer_steps(trainer_factory, tiny_model, accumulate, steps_per_epoch) -> None:
+def test_accumulate_grad_batches_counts_optimizer_steps(
+    trainer_factory, tiny_model, accumulate, steps_per_epoch
+) -> None:
     trainer = trainer_factory(max_epochs=2, accumulate_grad_batches=accumulate)
     trainer.fit(tiny_model)
     assert trainer.global_step == 2 * steps_per_epoch
@@ -176,10 +178,14 @@ def test_gradient_clipping_by_value(trainer_factory) -> None:
 
 
 def test_fast_dev_run(trainer_factory, tiny_model) -> None:
-    trainer = ember.Trainer(fast_dev_run=True, enable_progress_bar=False, default_root_dir=str(trainer_factory().default_root_dir))
+    trainer = ember.Trainer(
+        fast_dev_run=True, enable_progress_bar=False, default_root_dir=str(trainer_factory().default_root_dir)
+    )
     trainer.fit(tiny_model)
     assert trainer.global_step == 1 and trainer.num_val_batches == [1] and trainer.loggers == []
-    trainer = ember.Trainer(fast_dev_run=3, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer = ember.Trainer(
+        fast_dev_run=3, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False
+    )
     trainer.fit(TinyModel())
     assert trainer.global_step == 3
 

@@ -267,11 +267,6 @@ class MetricStore:
         for accumulated in self._epochs.values():
             accumulated.clear()
 
-    def discard_epoch(self) -> None:
-        """Drop what the running epoch accumulated and any unsent step values."""
-        self._epoch.clear()
-        self._pending.clear()
-
     @property
     def progress_bar(self) -> dict[str, float]:
         """``trainer.progress_bar_metrics``: floats, converted when read."""

@@ -55,8 +55,6 @@ class PluginManager(pluggy.PluginManager):
         self._next_rank = 0
         self._faces: dict[int, CallbackHooks] = {}
         self._origins: dict[str, str] = {}
-        #: Bumped on every (un)registration, so callers can cache what they derive.
-        self.generation = 0
         self._plain: set[str] = set()
         self._inner_hookexec = self._call_implementations
 
@@ -87,7 +85,6 @@ class PluginManager(pluggy.PluginManager):
         for caller in self.get_hookcallers(face) or ():
             _sort_impls(caller, self._rank)
             self._note_plain(caller)
-        self.generation += 1
         return registered
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
@@ -97,7 +94,6 @@ class PluginManager(pluggy.PluginManager):
         removed = super().unregister(plugin=plugin, name=name)
         for hook_name in HOOK_NAMES:
             self._note_plain(getattr(self.hook, hook_name))
-        self.generation += 1
         if isinstance(removed, CallbackHooks):
             self._faces.pop(id(removed.callback), None)
             return removed.callback

@@ -158,11 +158,6 @@ def attribute_holders(trainer: Trainer, name: str) -> list[Any]:
     return holders
 
 
-def get_tuned_attribute(trainer: Trainer, name: str) -> Any:
-    holder = attribute_holders(trainer, name)[-1]
-    return holder[name] if isinstance(holder, dict) else getattr(holder, name)
-
-
 def set_tuned_attribute(trainer: Trainer, name: str, value: Any) -> None:
     for holder in attribute_holders(trainer, name):
         if isinstance(holder, dict):

@@ -31,12 +31,8 @@ class Optimization:
         self.module = trainer.lightning_module
         callers, overrides = trainer._callers, trainer._module_hooks
         self.automatic = self.module.automatic_optimization  # type: ignore[union-attr]
-        self._cb = {
-            name: callers.get(name)
-            for name in ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
-        }
-        self._module = {name: name in overrides for name in self._cb}
-        hooked = {name for name in self._cb if self._cb[name] is not None or self._module[name]}
+        names = ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        hooked = {name for name in names if name in callers or name in overrides}
         self._zero_grad_hooked = "on_before_zero_grad" in hooked
         self._backward_hooked = bool(hooked & {"on_before_backward", "on_after_backward"})
         self._step_hooked = "on_before_optimizer_step" in hooked
@@ -84,11 +80,11 @@ class Optimization:
         trainer = self.trainer
         hooked = self._backward_hooked
         if hooked:
-            self._call("on_before_backward", loss=loss)
+            self.trainer._hook("on_before_backward", loss=loss)
         trainer._fx = "backward"
         trainer._precision.backward(loss, self.module, *args, **kwargs)
         if hooked:
-            self._call("on_after_backward")
+            self.trainer._hook("on_after_backward")
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any = None) -> Any:
         """What ``SteppingOptimizer.step`` does: precision-aware step, hooks, clipping; counts the step."""
@@ -100,7 +96,7 @@ class Optimization:
 
     def _after_closure(self, optimizer: torch.optim.Optimizer) -> None:
         if self._step_hooked:
-            self._call("on_before_optimizer_step", optimizer=optimizer)
+            self.trainer._hook("on_before_optimizer_step", optimizer=optimizer)
         if self.automatic and self._clip:
             trainer = self.trainer
             trainer._fx = "configure_gradient_clipping"
@@ -112,19 +108,9 @@ class Optimization:
         trainer = self.trainer
         optimizer = trainer.optimizers[0]
         if self._zero_grad_hooked:
-            self._call("on_before_zero_grad", optimizer=optimizer)
+            self.trainer._hook("on_before_zero_grad", optimizer=optimizer)
         trainer._fx = "optimizer_zero_grad"
         self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
-
-    def _call(self, name: str, **kwargs: Any) -> None:
-        trainer = self.trainer
-        trainer._fx = name
-        caller = self._cb[name]
-        if caller is not None:
-            caller(trainer=trainer, pl_module=self.module, **kwargs)
-        if self._module[name]:
-            getattr(self.module, name)(*kwargs.values())
-
 
 class _Closure:
     """training_step, zero_grad and backward for one batch; what optimizer.step(closure) calls.

@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from ember.core.metrics import MetricStore
+    from ember.core.module import Module
+    from ember.core.precision import Precision
     from ember.core.state import FitProgress, TrainerState
     from ember.core.strategies.single import Strategy
 
@@ -27,6 +29,70 @@ class TrainerProperties:
     loggers: list[Any]
     _metrics: MetricStore
     _default_root_dir: str
+
+    # ------------------------------------------------- the strategy's state
+    # Views of what the strategy holds (as in Lightning), so an assignment through
+    # trainer.X or trainer.strategy.X is the one the loops see.
+    @property
+    def lightning_module(self) -> Module | None:
+        """The Module being run (unwrapped)."""
+        return self.strategy.lightning_module  # type: ignore[no-any-return]
+
+    @lightning_module.setter
+    def lightning_module(self, module: Module | None) -> None:
+        self.strategy.lightning_module = module
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """What the loops run: the Module, or the strategy's wrapper around it (DDP)."""
+        return self.strategy.model
+
+    @model.setter
+    def model(self, model: torch.nn.Module | None) -> None:
+        self.strategy.model = model
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimizers from configure_optimizers (``trainer.strategy.optimizers``)."""
+        return self.strategy.optimizers
+
+    @optimizers.setter
+    def optimizers(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.strategy.optimizers = optimizers
+
+    @property
+    def lr_scheduler_configs(self) -> list[Any]:
+        """The schedulers and when to step them (``trainer.strategy.lr_scheduler_configs``)."""
+        return self.strategy.lr_scheduler_configs
+
+    @lr_scheduler_configs.setter
+    def lr_scheduler_configs(self, configs: list[Any]) -> None:
+        self.strategy.lr_scheduler_configs = configs
+
+    @property
+    def _stepping_optimizers(self) -> list[Any]:
+        """The optimizers as the model sees them (``step()`` runs ember's step path); follows a replaced list."""
+        stepping: list[Any] = self.__dict__.get("_stepping", [])
+        optimizers = self.strategy.optimizers
+        optimization = self.__dict__.get("_optimization")
+        if optimization is not None and [wrapper.optimizer for wrapper in stepping] != optimizers:
+            from ember.core.optimizers import SteppingOptimizer
+
+            stepping = [SteppingOptimizer(optimizer, optimization.optimizer_step) for optimizer in optimizers]
+            self.__dict__["_stepping"] = stepping
+        return stepping
+
+    @_stepping_optimizers.setter
+    def _stepping_optimizers(self, stepping: list[Any]) -> None:
+        self.__dict__["_stepping"] = stepping
+
+    @property
+    def _precision(self) -> Precision:
+        return self.strategy.precision_plugin  # type: ignore[no-any-return]
+
+    @_precision.setter
+    def _precision(self, precision: Precision) -> None:
+        self.strategy.precision_plugin = precision
 
     # ------------------------------------------------------------- progress
     @property

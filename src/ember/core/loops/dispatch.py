@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ember.core.module_hooks import ModuleHooks
+from ember.core.signatures import with_indices
 
 if TYPE_CHECKING:  # pragma: no cover
     from ember.core.module import Module
@@ -64,16 +66,26 @@ def transfer_batch(trainer: Trainer, batch: Any, dataloader_idx: int) -> Any:
 _NO_OUTPUTS = object()
 
 
+def module_batch_hook(trainer: Trainer, name: str, several: bool) -> Callable[..., Any] | None:
+    """The model's evaluation or predict batch hook ``name`` (None if not overridden), taking every index.
+
+    It passes on ``batch_idx`` and ``dataloader_idx`` as the model's signature takes them (see :mod:`ember.core.signatures`).
+    """
+    if name not in trainer._module_hooks:
+        return None
+    return with_indices(getattr(trainer.lightning_module, name), several, leading=2 if name.endswith("_end") else 1)
+
+
 def call_batch_hook(
     trainer: Trainer,
     name: str,
     batch: Any,
     batch_idx: int,
     dataloader_idx: int,
-    several: bool,
+    module_hook: Callable[..., Any] | None,
     outputs: Any = _NO_OUTPUTS,
 ) -> None:
-    """An evaluation or predict batch hook: plugins always get ``dataloader_idx``, the model only with several loaders."""
+    """An evaluation or predict batch hook: plugins get every argument, the model what :func:`module_batch_hook` passes."""
     trainer._fx = name
     module = trainer.lightning_module
     caller = trainer._callers.get(name)
@@ -89,6 +101,8 @@ def call_batch_hook(
                 batch_idx=batch_idx,
                 dataloader_idx=dataloader_idx,
             )
-    if name in trainer._module_hooks:
-        args = (batch, batch_idx) if outputs is _NO_OUTPUTS else (outputs, batch, batch_idx)
-        getattr(module, name)(*args, *((dataloader_idx,) if several else ()))
+    if module_hook is not None:
+        if outputs is _NO_OUTPUTS:
+            module_hook(batch, batch_idx, dataloader_idx)
+        else:
+            module_hook(outputs, batch, batch_idx, dataloader_idx)

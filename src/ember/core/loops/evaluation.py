@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.data import batches
-from ember.core.loops.dispatch import call_batch_hook, transfer_batch
+from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, transfer_batch
+from ember.core.signatures import with_indices
 from ember.core.state import RunningStage, TrainerFn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,8 +38,8 @@ def run_evaluation(
     """Run validation or test over ``loaders``; return one dict of the logged epoch metrics per dataloader."""
     module = trainer.lightning_module
     prefix = stage.hook_prefix  # "validation" or "test"
-    step = getattr(module, f"{prefix}_step")
     several = len(loaders) > 1
+    step = with_indices(getattr(module, f"{prefix}_step"), several)
     store = trainer._metrics
     previous_stage = trainer.state.stage
     trainer.state.stage = stage
@@ -49,21 +50,24 @@ def run_evaluation(
     fitting = trainer.state.fn == TrainerFn.FITTING
     grad_off = torch.inference_mode() if trainer.inference_mode and not fitting else torch.no_grad()
     batch_start, batch_end = f"on_{prefix}_batch_start", f"on_{prefix}_batch_end"
+    module_start, module_end = (
+        module_batch_hook(trainer, batch_start, several),
+        module_batch_hook(trainer, batch_end, several),
+    )
     with grad_off:
         trainer._hook(f"on_{prefix}_start")
         trainer._hook(f"on_{prefix}_epoch_start")
         for dataloader_idx, (loader, count) in enumerate(zip(loaders, counts)):
             store.dataloader_suffix = f"/dataloader_idx_{dataloader_idx}" if several else ""
-            extra = (dataloader_idx,) if several else ()
             with contextlib.closing(batches(loader, count)) as iterator:
                 for batch_idx, batch, _ in iterator:
                     batch = transfer_batch(trainer, batch, dataloader_idx)
                     store.batch = batch
-                    call_batch_hook(trainer, batch_start, batch, batch_idx, dataloader_idx, several)
+                    call_batch_hook(trainer, batch_start, batch, batch_idx, dataloader_idx, module_start)
                     trainer._fx = f"{prefix}_step"
                     with trainer._precision.forward_context():
-                        output = step(batch, batch_idx, *extra)
-                    call_batch_hook(trainer, batch_end, batch, batch_idx, dataloader_idx, several, output)
+                        output = step(batch, batch_idx, dataloader_idx)
+                    call_batch_hook(trainer, batch_end, batch, batch_idx, dataloader_idx, module_end, output)
                     if stage != RunningStage.SANITY_CHECKING:
                         seen = trainer._seen_eval_batches
                         trainer._log_to_loggers(store.take_step_metrics(), step=seen[dataloader_idx], add_epoch=False)

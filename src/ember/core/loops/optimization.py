@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.optimizers import SteppingOptimizer
+from ember.core.signatures import with_batch_idx
 from ember.errors import MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +46,10 @@ class Optimization:
                 "call self.clip_gradients(optimizer, gradient_clip_val=...) in training_step instead"
             )
         trainer._stepping_optimizers = [SteppingOptimizer(o, self.optimizer_step) for o in trainer.optimizers]
-        self.training_step = trainer.strategy.training_step_function(self.module)
+        self.training_step = with_batch_idx(
+            trainer.strategy.training_step_function(self.module),
+            signature_of=self.module.training_step,  # type: ignore[union-attr,arg-type]
+        )
         #: Whether the last training step ended an accumulation window.
         self.stepped = False
 
@@ -111,6 +115,7 @@ class Optimization:
             self.trainer._hook("on_before_zero_grad", optimizer=optimizer)
         trainer._fx = "optimizer_zero_grad"
         self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
+
 
 class _Closure:
     """training_step, zero_grad and backward for one batch; what optimizer.step(closure) calls.

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.data import IndexRecorder, batches
-from ember.core.loops.dispatch import call_batch_hook, transfer_batch
+from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, transfer_batch
+from ember.core.signatures import with_indices
 from ember.core.state import RunningStage
 from ember.errors import MisconfigurationError
 
@@ -43,6 +44,9 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
     loop.epoch_batch_indices = [[] for _ in loaders]
     keep = return_predictions or _feeds_epoch_writer(trainer)
     several = len(loaders) > 1
+    step = with_indices(module.predict_step, several)  # type: ignore[union-attr,arg-type]
+    module_start = module_batch_hook(trainer, "on_predict_batch_start", several)
+    module_end = module_batch_hook(trainer, "on_predict_batch_end", several)
     trainer.state.stage = RunningStage.PREDICTING
     trainer._fx = "on_predict_model_eval"
     module.on_predict_model_eval()  # type: ignore[union-attr]
@@ -51,17 +55,18 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
         trainer._hook("on_predict_start")
         trainer._hook("on_predict_epoch_start")
         for dataloader_idx, (loader, count) in enumerate(zip(loaders, counts)):
-            extra = (dataloader_idx,) if several else ()
             recorder = IndexRecorder.wrap(loader)
             with contextlib.closing(batches(recorder.loader, count)) as iterator:
                 for batch_idx, batch, _ in iterator:
                     loop.current_batch_indices = recorder.next_indices()
                     batch = transfer_batch(trainer, batch, dataloader_idx)
-                    call_batch_hook(trainer, "on_predict_batch_start", batch, batch_idx, dataloader_idx, several)
+                    call_batch_hook(trainer, "on_predict_batch_start", batch, batch_idx, dataloader_idx, module_start)
                     trainer._fx = "predict_step"
                     with trainer._precision.forward_context():
-                        output = module.predict_step(batch, batch_idx, *extra)  # type: ignore[union-attr,operator]
-                    call_batch_hook(trainer, "on_predict_batch_end", batch, batch_idx, dataloader_idx, several, output)
+                        output = step(batch, batch_idx, dataloader_idx)
+                    call_batch_hook(
+                        trainer, "on_predict_batch_end", batch, batch_idx, dataloader_idx, module_end, output
+                    )
                     if keep:
                         loop.predictions[dataloader_idx].append(output)
                         loop.epoch_batch_indices[dataloader_idx].append(loop.current_batch_indices)

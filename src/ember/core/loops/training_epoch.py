@@ -18,6 +18,7 @@ from ember.core.loops.evaluation import run_evaluation
 from ember.core.loops.optimization import Optimization
 from ember.core.loops.stopping import can_stop_early, epoch_should_end
 from ember.core.seed import capture_rng, restore_rng
+from ember.core.signatures import with_batch_idx
 from ember.core.state import RunningStage
 from ember.errors import EmberWarning, MisconfigurationError
 
@@ -34,8 +35,13 @@ class TrainingEpoch:
         manager = trainer.plugin_manager
         self._batch_start = trainer._callers.get("on_train_batch_start")
         self._batch_end = trainer._callers.get("on_train_batch_end")
-        self._module_batch_start = "on_train_batch_start" in trainer._module_hooks
-        self._module_batch_end = "on_train_batch_end" in trainer._module_hooks
+        module, overrides = trainer.lightning_module, trainer._module_hooks
+        self._module_batch_start = (
+            with_batch_idx(module.on_train_batch_start) if "on_train_batch_start" in overrides else None  # type: ignore[union-attr]
+        )
+        self._module_batch_end = (
+            with_batch_idx(module.on_train_batch_end, leading=2) if "on_train_batch_end" in overrides else None  # type: ignore[union-attr]
+        )
         late = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls() if impl.trylast}
         everyone = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls()}
         self._epoch_end_early = manager.subset_hook_caller("on_train_epoch_end", late)
@@ -64,7 +70,7 @@ class TrainingEpoch:
                 trainer._fx = "on_train_batch_start"
                 if batch_start is not None:
                     batch_start(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
-                if module_start and module.on_train_batch_start(batch, batch_idx) == -1:  # type: ignore[union-attr]
+                if module_start is not None and module_start(batch, batch_idx) == -1:
                     break
                 outputs = optimization.run(batch, batch_idx, is_last)
                 stepped = optimization.stepped and optimization.automatic
@@ -76,8 +82,8 @@ class TrainingEpoch:
                 trainer._fx = "on_train_batch_end"
                 if batch_end is not None:
                     batch_end(trainer=trainer, pl_module=module, outputs=outputs, batch=batch, batch_idx=batch_idx)
-                if module_end:
-                    module.on_train_batch_end(outputs, batch, batch_idx)  # type: ignore[union-attr]
+                if module_end is not None:
+                    module_end(outputs, batch, batch_idx)
                 if finish(batch_idx, is_last, optimization.stepped):
                     break
         self._end_epoch()

@@ -14,12 +14,34 @@ class Strategy:
     Callbacks and plugins use ``barrier``, ``broadcast``, ``reduce``,
     ``reduce_boolean_decision`` and ``all_gather`` through
     ``trainer.strategy``; on one process they return their input.
+
+    As in Lightning, the strategy holds the run's model, optimizers, scheduler
+    configs and precision; ``trainer.optimizers``, ``trainer.lr_scheduler_configs``,
+    ``trainer.lightning_module`` and ``trainer.model`` are views of these, so
+    assigning through either side is what the loops use. Subclasses call
+    ``super().__init__`` to get them.
     """
 
     launches_processes = False
 
     def __init__(self, device: torch.device) -> None:
         self.root_device = device
+        self.lightning_module: Any = None
+        self._model: torch.nn.Module | None = getattr(self, "_model", None)
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.lr_scheduler_configs: list[Any] = []
+        #: The run's precision (ember's :class:`~ember.core.precision.Precision`), set by the Trainer.
+        self.precision_plugin: Any = None
+
+    # ------------------------------------------------------------ run state
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """What the loops run: the wrapped model (DDP, FSDP ...) once set up, else the LightningModule."""
+        return self._model if self._model is not None else self.lightning_module
+
+    @model.setter
+    def model(self, model: torch.nn.Module | None) -> None:
+        self._model = model
 
     # ------------------------------------------------------------- topology
     @property

@@ -6,6 +6,10 @@ drawn only once tqdm's ``mininterval`` (0.1 s) has passed since it was last
 drawn, and always at a loop's last batch. The metrics after the bar are read
 and formatted only when it is drawn (reading them turns tensors into
 numbers, a device sync on GPUs).
+
+``Tqdm`` (Lightning's name) is the bar class every ``init_*_tqdm`` returns;
+subclass it, or build one in an overridden ``init_*_tqdm``, to customise a bar.
+It is made on first use, so importing this module does not import tqdm.
 """
 
 from __future__ import annotations
@@ -50,16 +54,21 @@ def format_postfix(metrics: dict[str, Any]) -> str:
 
 
 def _bar_class() -> type[tqdm]:
-    """tqdm with the metrics read at draw time; built on first use so that importing ember does not import tqdm."""
+    """:class:`Tqdm`, built on first use so that importing ember does not import tqdm."""
     global _Bar
     if _Bar is None:
         from tqdm import tqdm
 
-        class Bar(tqdm):  # type: ignore[misc]
-            """A tqdm bar whose postfix comes from ``metrics()`` each time it is drawn, and no monitor thread."""
+        class Tqdm(tqdm):  # type: ignore[misc]
+            """tqdm whose postfix comes from ``metrics()`` each time it is drawn, numbers padded, no monitor thread."""
 
             monitor_interval = 0
             metrics: Callable[[], str] | None = None
+
+            @staticmethod
+            def format_num(n: int | float | str) -> str:
+                """Numbers with 3 significant digits, floats padded so the line keeps still."""
+                return format_metric(n)
 
             @property
             def format_dict(self) -> dict[str, Any]:
@@ -68,11 +77,18 @@ def _bar_class() -> type[tqdm]:
                     values["postfix"] = self.postfix = self.metrics()
                 return values
 
-        _Bar = Bar
+        Tqdm.__module__, Tqdm.__qualname__ = __name__, "Tqdm"
+        _Bar = Tqdm
     return _Bar
 
 
 _Bar: type[tqdm] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Tqdm":
+        return _bar_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TQDMProgressBar(SwitchableProgressBar):

@@ -1,7 +1,9 @@
 """Lightning-shaped import surface: ``from ember.callbacks import ModelCheckpoint, EarlyStopping, ...``.
 
 Each built-in lives in its own module under :mod:`ember.plugins`; this module
-imports them on first use.
+imports them on first use. Lightning's module paths work too
+(``ember.callbacks.progress.tqdm_progress``, ``ember.callbacks.model_checkpoint`` ...):
+each is the plugin's module itself under a second name.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ BUILTINS: dict[str, str] = {
 }
 
 
+#: Lightning's submodule paths, each the same module as its ember home (see the files beside this one).
+SUBMODULES = frozenset(
+    ("callback", "early_stopping", "finetuning", "lr_monitor", "model_checkpoint", "prediction_writer", "progress")
+)
+
+
 def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:
+        return import_module(f"ember.callbacks.{name}")
     module = BUILTINS.get(name)
     if module is None:
         raise AttributeError(f"module 'ember.callbacks' has no attribute {name!r}")

@@ -318,3 +318,25 @@ def test_a_custom_tqdm_bar_ports(tmp_path, capsys):
     assert bar.bar_type is Tqdm
     out = capsys.readouterr().out
     assert "Epoch 0" in out and "checking" not in out
+
+
+# ------------------------------------------------------ LightningModule API
+def test_freeze_and_unfreeze_a_module():
+    model = LitRegressor()
+    model.freeze()
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    model.unfreeze()
+    assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_ranks_and_all_gather_inside_a_step(tmp_path):
+    class Gathering(LitRegressor):
+        gathered = None
+
+        def validation_step(self, batch, batch_idx):
+            if self.global_rank == 0 and self.local_rank == 0 and not self.on_gpu:
+                self.gathered = self.all_gather({"loss": torch.tensor(0.5), "count": 3})
+
+    model = Gathering()
+    lightning_trainer(tmp_path).validate(model, regression_loader(), verbose=False)
+    assert model.gathered["loss"].item() == 0.5 and model.gathered["count"].item() == 3

@@ -134,3 +134,49 @@ def test_isolate_rng_puts_the_random_state_back():
 def test_attribute_dict_is_the_hparams_type():
     params = AttributeDict(lr=0.1)
     assert params.lr == 0.1 and params["lr"] == 0.1
+
+
+def test_grad_clip_algorithm_type_is_accepted_as_the_flag():
+    from ember.utilities import GradClipAlgorithmType
+
+    trainer = pl.Trainer(gradient_clip_val=1.0, gradient_clip_algorithm=GradClipAlgorithmType.VALUE, logger=False)
+    assert trainer.gradient_clip_algorithm == "value"
+
+
+def test_suggested_max_num_workers_shares_the_cores():
+    from ember.utilities import suggested_max_num_workers
+
+    assert suggested_max_num_workers(1) >= 1
+    assert suggested_max_num_workers(1000) == 1
+    with pytest.raises(ValueError, match="local_world_size=0"):
+        suggested_max_num_workers(0)
+
+
+def test_is_picklable():
+    from ember.utilities import is_picklable
+
+    assert is_picklable({"lr": 0.1})
+    assert not is_picklable(lambda: None)
+
+
+def test_disable_possible_user_warnings_silences_embers_warnings():
+    import warnings
+
+    from ember.utilities import disable_possible_user_warnings
+    from ember.utilities.warnings import PossibleUserWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        disable_possible_user_warnings()
+        warnings.warn("few workers", PossibleUserWarning, stacklevel=1)
+    assert caught == []
+
+
+def test_every_name_in_all_is_importable():
+    import ember.utilities
+
+    assert sorted(ember.utilities.__all__) == ember.utilities.__all__
+    for name in ember.utilities.__all__:
+        assert getattr(ember.utilities, name) is not None
+    for module in ember.utilities.MODULES:
+        assert getattr(ember.utilities, module).__name__ == f"ember.utilities.{module}"

@@ -100,6 +100,45 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         if self._trainer is None or self._trainer.is_global_zero:
             builtins.print(*args, **kwargs)
 
+    # ----------------------------------------------- processes and freezing (Lightning's names)
+    @property
+    def global_rank(self) -> int:
+        """This process's rank among all processes, 0 without a Trainer."""
+        return self._trainer.global_rank if self._trainer is not None else 0
+
+    @property
+    def local_rank(self) -> int:
+        """This process's rank on its machine, 0 without a Trainer."""
+        return self._trainer.local_rank if self._trainer is not None else 0
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any:
+        """``data`` (tensors or numbers, possibly nested) from every process, stacked on a new first dimension."""
+        from lightning_utilities.core.apply_func import apply_to_collection
+
+        strategy = self._trainer.strategy if self._trainer is not None else None
+
+        def gather(value: Any) -> torch.Tensor:
+            tensor = torch.as_tensor(value, device=self.device)
+            return strategy.all_gather(tensor, sync_grads=sync_grads) if strategy is not None else tensor
+
+        return apply_to_collection(data, (torch.Tensor, int, float), gather)
+
+    def freeze(self) -> None:
+        """No gradients for any parameter, and eval mode (e.g. a model used for inference only)."""
+        for parameter in self.parameters():
+            parameter.requires_grad = False
+        self.eval()
+
+    def unfreeze(self) -> None:
+        """Gradients for every parameter again, and train mode."""
+        for parameter in self.parameters():
+            parameter.requires_grad = True
+        self.train()
+
     # ------------------------------------------------------------------ logging
     def log(
         self,

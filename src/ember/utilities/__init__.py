@@ -2,7 +2,8 @@
 
 Code that imports from ``lightning.pytorch.utilities`` (or its modules
 ``rank_zero``, ``exceptions``, ``types``, ``model_helpers``,
-``model_summary``, ``seed``, ``parsing``) ports by changing the package name.
+``model_summary``, ``seed``, ``parsing``, ``enums``, ``data``, ``warnings``,
+``signature_utils``, ``apply_func``) ports by changing the package name.
 Each helper reuses what ember already has; this package imports its modules
 on first use, so ``import ember.utilities`` stays free of torch.
 """
@@ -15,13 +16,17 @@ from typing import Any
 #: Public name -> module under ember.utilities that defines it.
 HELPERS: dict[str, str] = {
     "AttributeDict": "parsing",
+    "GradClipAlgorithmType": "enums",
     "LightningDeprecationWarning": "rank_zero",
+    "LightningEnum": "enums",
     "MisconfigurationException": "exceptions",
     "apply_to_collection": "apply_func",
     "apply_to_collections": "apply_func",
+    "disable_possible_user_warnings": "warnings",
     "grad_norm": "grads",
     "is_overridden": "model_helpers",
     "is_param_in_hook_signature": "signature_utils",
+    "is_picklable": "parsing",
     "measure_flops": "flops",
     "move_data_to_device": "apply_func",
     "rank_prefixed_message": "rank_zero",
@@ -30,12 +35,15 @@ HELPERS: dict[str, str] = {
     "rank_zero_info": "rank_zero",
     "rank_zero_only": "rank_zero",
     "rank_zero_warn": "rank_zero",
+    "suggested_max_num_workers": "data",
 }
 
 #: Modules reachable as attributes, as in Lightning (``ember.utilities.model_summary.summarize``).
 MODULES = frozenset(
     (
         "apply_func",
+        "data",
+        "enums",
         "exceptions",
         "flops",
         "grads",
@@ -46,6 +54,7 @@ MODULES = frozenset(
         "seed",
         "signature_utils",
         "types",
+        "warnings",
     )
 )
 

@@ -340,3 +340,13 @@ def test_ranks_and_all_gather_inside_a_step(tmp_path):
     model = Gathering()
     lightning_trainer(tmp_path).validate(model, regression_loader(), verbose=False)
     assert model.gathered["loss"].item() == 0.5 and model.gathered["count"].item() == 3
+
+
+def test_a_disabled_tqdm_bar_from_init_validation_tqdm_is_left_alone(tmp_path, capsys):
+    class Quiet(TQDMProgressBar):
+        def init_validation_tqdm(self):
+            return Tqdm(disable=True)
+
+    trainer = lightning_trainer(tmp_path, callbacks=[Quiet()], enable_progress_bar=True, num_sanity_val_steps=0)
+    trainer.fit(LitRegressor(), regression_loader(), regression_loader())
+    assert "Validation" not in capsys.readouterr().out

@@ -179,7 +179,7 @@ class TQDMProgressBar(SwitchableProgressBar):
         if not self._enabled or (n % self._refresh_rate and n != bar.total):
             return
         bar.n = n
-        if n != bar.total and time.monotonic() < self._next_draw:
+        if bar.disable or (n != bar.total and time.monotonic() < self._next_draw):
             return
         bar.refresh()
         self._next_draw = time.monotonic() + bar.mininterval

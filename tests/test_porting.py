@@ -350,3 +350,25 @@ def test_a_disabled_tqdm_bar_from_init_validation_tqdm_is_left_alone(tmp_path, c
     trainer = lightning_trainer(tmp_path, callbacks=[Quiet()], enable_progress_bar=True, num_sanity_val_steps=0)
     trainer.fit(LitRegressor(), regression_loader(), regression_loader())
     assert "Validation" not in capsys.readouterr().out
+
+
+def test_lightning_core_paths(tmp_path):
+    from ember.core import LightningDataModule, LightningModule
+    from ember.core.mixins import HyperparametersMixin
+    from ember.core.optimizer import LightningOptimizer
+
+    assert LightningModule is pl.LightningModule and LightningDataModule is pl.LightningDataModule
+    assert issubclass(pl.LightningModule, HyperparametersMixin)
+
+    class Manual(LitRegressor):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.wrapped = None
+
+        def training_step(self, batch, batch_idx):
+            self.wrapped = isinstance(self.optimizers(), LightningOptimizer)
+
+    model = Manual()
+    lightning_trainer(tmp_path, limit_train_batches=1).fit(model, regression_loader())
+    assert model.wrapped

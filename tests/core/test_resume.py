@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import ember
-from ember.errors import EmberWarning
+from ember.errors import EmberWarning, MisconfigurationError
 
 
 class Indexed(Dataset):
@@ -401,3 +401,19 @@ def test_builtin_callback_state_survives_a_mid_epoch_resume(tmp_path: Path, name
         return
     assert_bitwise_equal(full.state_dict(), resumed.state_dict(), "model")
     assert_bitwise_equal(comparable(name, full_callback.state_dict()), comparable(name, callback.state_dict()), name)
+
+
+def test_resuming_with_max_epochs_below_the_checkpoints_epoch_is_an_error_naming_both(tmp_path: Path) -> None:
+    trainer, _ = fit(tmp_path / "first", max_epochs=3)
+    path = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(path)
+    with pytest.raises(MisconfigurationError, match=r"epoch 3.*max_epochs=2"):
+        fit(tmp_path / "second", ckpt_path=path, max_epochs=2)
+
+
+def test_resuming_with_max_epochs_equal_to_the_checkpoints_epoch_trains_no_more(tmp_path: Path) -> None:
+    trainer, _ = fit(tmp_path / "first", max_epochs=3)
+    path = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(path)
+    resumed, _ = fit(tmp_path / "second", ckpt_path=path, max_epochs=3)
+    assert (resumed.current_epoch, resumed.global_step) == (3, trainer.global_step)

@@ -21,6 +21,7 @@ import io
 import os
 import re
 import socket
+import sys
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -91,6 +92,8 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
     trainer._fx = "on_save_checkpoint"
     module.on_save_checkpoint(checkpoint)
     _note_new_entries(before, checkpoint, owners, f"the model's on_save_checkpoint ({type(module).__qualname__})")
+    for key, value in checkpoint.items():
+        checkpoint[key] = plain_numbers(value)
     check_loadable(checkpoint, owners, trainer)
     return checkpoint
 
@@ -156,6 +159,30 @@ def _describe_plugin(plugin: object, impl: Any) -> str:
     if isinstance(plugin, Callback):
         return f"callback {type(plugin).__qualname__} (state_key {plugin.state_key!r})"
     return f"plugin {impl.plugin_name!r}"
+
+
+def plain_numbers(obj: Any) -> Any:
+    """``obj`` with NumPy scalars (a ``np.float64`` learning rate) replaced by the Python numbers they equal.
+
+    Converted at save time rather than allowed with ``add_safe_globals`` so that
+    the file loads under ``torch.load(weights_only=True)`` in any process, with
+    or without ember, and loading changes no global state. Containers are
+    rebuilt only where something changed.
+    """
+    kind = type(obj)
+    if kind in _PLAIN or kind in _TENSORS:
+        return obj
+    if kind is dict or kind is OrderedDict:
+        items = [(plain_numbers(key), plain_numbers(value)) for key, value in obj.items()]
+        changed = any(k is not key or v is not value for (k, v), (key, value) in zip(items, obj.items()))
+        return kind(items) if changed else obj
+    if kind is list or kind is tuple:
+        values = [plain_numbers(value) for value in obj]
+        return kind(values) if any(new is not old for new, old in zip(values, obj)) else obj
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(obj, numpy.generic) and kind.__module__ == "numpy":
+        return obj.item()
+    return obj
 
 
 # ------------------------------------------------------------ security check
@@ -493,6 +520,12 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
         progress.batches_in_epoch = 0
         progress.epoch_done = False
         progress.epoch_rng = None
+    max_epochs = trainer.max_epochs
+    if max_epochs is not None and 0 <= max_epochs < progress.epoch:
+        raise MisconfigurationError(
+            f"checkpoint {path!r} resumes at epoch {progress.epoch}, but Trainer(max_epochs={max_epochs}) ends "
+            f"before it; pass max_epochs={progress.epoch} or more to resume from this checkpoint"
+        )
 
 
 def load_model_state(module: torch.nn.Module, state: dict[str, Any], strict: bool, path: Any) -> None:

@@ -214,19 +214,10 @@ class FrozenBackbone(TinyModel):
         return super().training_step(batch, batch_idx)
 
 
-def test_a_submodule_in_eval_mode_stays_in_eval_mode_during_and_after_fit(tmp_path) -> None:
+def test_a_submodule_in_eval_mode_stays_in_eval_mode_during_and_after_fit(trainer_factory) -> None:
     model = FrozenBackbone()
     running_mean = model.backbone[1].running_mean.clone()
-    trainer = ember.Trainer(
-        max_epochs=2,
-        limit_train_batches=3,
-        limit_val_batches=1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-    )
+    trainer = trainer_factory(max_epochs=2, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(model)
     assert set(model.modes_seen) == {(True, True, False)}
     assert (model.training, model.layer.training, model.backbone.training) == (True, True, False)

@@ -515,7 +515,9 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
     progress = trainer.fit_progress
     progress.resume_rng = saved.pop("rng", None) or {}
     progress.load_state_dict(saved)
-    if progress.epoch_done:
+    if progress.cut is not None:  # max_steps ended that epoch early: continue it at the next batch
+        progress.load_state_dict({**progress.cut, "epoch_done": False, "cut": None})
+    elif progress.epoch_done:
         progress.epoch += 1
         progress.batches_in_epoch = 0
         progress.epoch_done = False

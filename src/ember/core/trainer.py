@@ -75,6 +75,7 @@ class Trainer(TrainerProperties):
         disable_plugins: Any = None,
         strict_plugins: bool | None = None,
     ) -> None:
+        self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}  # for ddp_spawn
         self.fast_dev_run = flags.fast_dev_run(fast_dev_run)
         self.max_epochs = flags.optional_int("max_epochs", max_epochs, 0, allow=(-1,))
         self.min_epochs = flags.optional_int("min_epochs", min_epochs, 0)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ember.callback import Callback
-from ember.core import discovery, flags
+from ember.core import discovery, filesystem, flags
 from ember.core.callbacks_list import arrange_callbacks, merge_model_callbacks
 from ember.core.loops.evaluation import ModuleModes
 from ember.core.metrics import MetricStore
@@ -116,7 +116,7 @@ class Trainer(TrainerProperties):
             self.max_epochs, self.max_steps, self.num_sanity_val_steps = 1, n, 0
             self.val_check_interval, self.log_every_n_steps = 1.0, 1
             logger = False if logger is None else logger
-        self._default_root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
+        self._default_root_dir = filesystem.normalize(default_root_dir) if default_root_dir is not None else os.getcwd()
         self.strategy = select_strategy(accelerator, strategy, devices, num_nodes)
         self._precision_flag = normalize_precision(precision)
         self._precision = Precision("32-true", self.strategy.root_device)

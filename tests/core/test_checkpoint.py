@@ -441,3 +441,46 @@ def test_validate_without_a_model_after_fit_uses_the_best_checkpoint(tmp_path, c
     trainer.validate(verbose=False)
     assert trainer.ckpt_path == checkpoint.best_model_path
     assert "using the best checkpoint of the previous fit" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- numpy scalars
+class NumpyHyperparameters(TinyModel):
+    """A learning rate and a hyperparameter that are numpy scalars, as they come out of a NumPy search grid."""
+
+    def __init__(self, lr: Any = None, dropout: Any = None) -> None:
+        super().__init__()
+        import numpy as np
+
+        self.save_hyperparameters({"lr": np.float64(0.02) if lr is None else lr, "dropout": np.float32(0.1)})
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+def test_a_checkpoint_with_numpy_scalars_saves_and_loads_with_weights_only(tmp_path, trainer_factory) -> None:
+    trainer = trainer_factory(max_epochs=1, limit_train_batches=2)
+    trainer.fit(NumpyHyperparameters())
+    path = tmp_path / "numpy.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["hyper_parameters"]["lr"] == 0.02
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.02
+    loaded = NumpyHyperparameters.load_from_checkpoint(path)
+    assert loaded.hparams.lr == 0.02
+    resumed = trainer_factory(max_epochs=2, limit_train_batches=2)
+    resumed.fit(NumpyHyperparameters(), ckpt_path=path)
+    assert resumed.global_step == 4
+
+
+def test_numpy_scalars_are_stored_as_the_python_numbers_they_equal(tmp_path, trainer_factory) -> None:
+    import numpy as np
+
+    trainer = trainer_factory(max_epochs=1, limit_train_batches=1, callbacks=[Holds(np.int64(3))])
+    trainer.fit(NumpyHyperparameters())
+    path = tmp_path / "numpy.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert type(checkpoint["hyper_parameters"]["dropout"]) is float
+    assert [type(value) for value in checkpoint["callbacks"].values()] == [dict]
+    (state,) = checkpoint["callbacks"].values()
+    assert type(state["kept"]) is int and state["kept"] == 3

@@ -194,3 +194,31 @@ def test_a_fitted_model_can_be_copied_and_pickled_without_its_trainer(trainer_fa
     assert copied._trainer is None and torch.equal(copied.layer.weight, tiny_model.layer.weight)
     restored = pickle.loads(pickle.dumps(tiny_model))
     assert torch.equal(restored.layer.weight, tiny_model.layer.weight)
+
+
+# ------------------------------------------------------------ module modes
+class FrozenBackbone(TinyModel):
+    """A backbone with batch norm the user froze with eval(); training_step records the modes it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.BatchNorm1d(32))
+        self.backbone.eval()
+        self.modes_seen: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x):
+        return self.layer(self.backbone(x))
+
+    def training_step(self, batch, batch_idx):
+        self.modes_seen.append((self.training, self.layer.training, self.backbone[1].training))
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_submodule_in_eval_mode_stays_in_eval_mode_during_and_after_fit(trainer_factory) -> None:
+    model = FrozenBackbone()
+    running_mean = model.backbone[1].running_mean.clone()
+    trainer = trainer_factory(max_epochs=2, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(model)
+    assert set(model.modes_seen) == {(True, True, False)}
+    assert (model.training, model.layer.training, model.backbone.training) == (True, True, False)
+    assert torch.equal(model.backbone[1].running_mean, running_mean)

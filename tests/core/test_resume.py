@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import ember
-from ember.errors import EmberWarning
+from ember.errors import EmberWarning, MisconfigurationError
 
 
 class Indexed(Dataset):
@@ -401,3 +401,51 @@ def test_builtin_callback_state_survives_a_mid_epoch_resume(tmp_path: Path, name
         return
     assert_bitwise_equal(full.state_dict(), resumed.state_dict(), "model")
     assert_bitwise_equal(comparable(name, full_callback.state_dict()), comparable(name, callback.state_dict()), name)
+
+
+def test_resuming_with_max_epochs_below_the_checkpoints_epoch_is_an_error_naming_both(tmp_path: Path) -> None:
+    trainer, _ = fit(tmp_path / "first", max_epochs=3)
+    path = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(path)
+    with pytest.raises(MisconfigurationError, match=r"epoch 3.*max_epochs=2"):
+        fit(tmp_path / "second", ckpt_path=path, max_epochs=2)
+
+
+def test_resuming_with_max_epochs_equal_to_the_checkpoints_epoch_trains_no_more(tmp_path: Path) -> None:
+    trainer, _ = fit(tmp_path / "first", max_epochs=3)
+    path = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(path)
+    resumed, _ = fit(tmp_path / "second", ckpt_path=path, max_epochs=3)
+    assert (resumed.current_epoch, resumed.global_step) == (3, trainer.global_step)
+
+
+# ------------------------------------------------------- max_steps stop, continue
+class SaveAtEpochEnd(ember.Callback):
+    """Saves a checkpoint at every on_train_epoch_end, as ModelCheckpoint does, overwriting the previous one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: ember.Trainer, *args: Any) -> None:
+        trainer.save_checkpoint(self.path)
+
+
+@pytest.mark.parametrize("where", ["after fit", "on_train_epoch_end"])
+def test_continuing_a_max_steps_run_to_twice_the_steps_is_one_run_to_twice_the_steps(
+    tmp_path: Path, where: str
+) -> None:
+    # 8 batches an epoch: step 10 stops in the middle of the second epoch, step 20 in the middle of the third
+    full = fit(tmp_path / "full", max_steps=20)
+    path = tmp_path / "first.ckpt"
+    first_trainer, first = fit(tmp_path / "first", [SaveAtEpochEnd(path)] if where != "after fit" else [], max_steps=10)
+    if where == "after fit":
+        first_trainer.save_checkpoint(path)
+    resumed = fit(tmp_path / "second", seed=321, ckpt_path=path, max_steps=20)
+    assert first.seen + resumed[1].seen == full[1].seen
+    assert_same_run(full, resumed)
+
+
+def test_a_max_steps_stop_inside_an_epoch_counts_the_epoch_as_ended(tmp_path: Path) -> None:
+    trainer, model = fit(tmp_path, max_steps=10)
+    assert (trainer.global_step, trainer.current_epoch) == (10, 2)
+    assert model.epoch_starts == [0, 1]

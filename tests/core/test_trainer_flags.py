@@ -303,3 +303,16 @@ def test_validation_inside_fit_uses_no_grad_not_inference_mode(trainer_factory) 
     trainer.fit(model)
     trainer.validate(model, verbose=False)
     assert modes == [("fit", False), ("fit", False), ("validate", True)]
+
+
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_evaluating_with_a_limit_of_zero_batches_skips_the_loop_and_its_hooks(
+    trainer_factory, tiny_model, stage
+) -> None:
+    from ember.testing import HookRecorder
+
+    recorder = HookRecorder()
+    flag = "limit_val_batches" if stage == "validate" else "limit_test_batches"
+    trainer = trainer_factory(callbacks=[recorder], **{flag: 0})
+    assert getattr(trainer, stage)(tiny_model) == []
+    assert recorder.calls == ["setup", "teardown"]

@@ -90,6 +90,50 @@ def test_the_suggestion_trains_to_the_optimum_where_far_smaller_lrs_stall_and_la
     assert not math.isfinite(trained_loss(trainer_factory, suggested * 10))  # diverged
 
 
+class LeastSquares(ember.Module):
+    """Full-batch linear least squares whose loss Hessian has eigenvalues from 0.8 to 3.6.
+
+    SGD converges fastest near lr = 2 / (0.8 + 3.6) = 0.45 and diverges above
+    2 / 3.6 = 0.55; far below the best LR the loss hardly moves in 100 steps.
+    """
+
+    def __init__(self, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        generator = torch.Generator().manual_seed(0)
+        samples, features = 256, 8
+        left, _ = torch.linalg.qr(torch.randn(samples, features, generator=generator))
+        right, _ = torch.linalg.qr(torch.randn(features, features, generator=generator))
+        eigenvalues = torch.linspace(0.8, 3.6, features)
+        self.x = left @ torch.diag((eigenvalues * samples / 2).sqrt()) @ right.T
+        noise = 0.1 * torch.randn(samples, 1, generator=generator)
+        self.y = self.x @ torch.randn(features, 1, generator=generator) + noise
+        self.layer = torch.nn.Linear(features, 1, bias=False)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=256)
+
+
+def test_the_suggestion_is_on_the_steepest_part_of_the_smoothed_loss_curve(trainer_factory) -> None:
+    finder = LearningRateFinder(min_lr=1e-5, max_lr=10, update_attr=False)
+    find(trainer_factory, finder, LeastSquares(lr=1e-3))
+    lr = finder.optimal_lr.suggestion()
+    assert 1e-3 < lr < 0.55  # above the LR the model came with, below divergence
+    lrs, losses = finder.optimal_lr.results["lr"], finder.optimal_lr.results["loss"]
+    slopes = [
+        (losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1])) for i in range(1, len(lrs) - 1)
+    ]
+    index = lrs.index(lr)
+    assert slopes[index - 1] <= 0.9 * min(slopes)  # the loss falls there at least 90% as fast as anywhere
+
+
 def test_update_attr_writes_the_suggestion_to_hparams_and_the_optimizer_before_other_callbacks_run(
     trainer_factory,
 ) -> None:

@@ -21,6 +21,7 @@ import io
 import os
 import re
 import socket
+import sys
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.callback import Callback
+from ember.core import filesystem
 from ember.errors import CheckpointError, EmberWarning, MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +93,8 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
     trainer._fx = "on_save_checkpoint"
     module.on_save_checkpoint(checkpoint)
     _note_new_entries(before, checkpoint, owners, f"the model's on_save_checkpoint ({type(module).__qualname__})")
+    for key, value in checkpoint.items():
+        checkpoint[key] = plain_numbers(value)
     check_loadable(checkpoint, owners, trainer)
     return checkpoint
 
@@ -156,6 +160,30 @@ def _describe_plugin(plugin: object, impl: Any) -> str:
     if isinstance(plugin, Callback):
         return f"callback {type(plugin).__qualname__} (state_key {plugin.state_key!r})"
     return f"plugin {impl.plugin_name!r}"
+
+
+def plain_numbers(obj: Any) -> Any:
+    """``obj`` with NumPy scalars (a ``np.float64`` learning rate) replaced by the Python numbers they equal.
+
+    Converted at save time rather than allowed with ``add_safe_globals`` so that
+    the file loads under ``torch.load(weights_only=True)`` in any process, with
+    or without ember, and loading changes no global state. Containers are
+    rebuilt only where something changed.
+    """
+    kind = type(obj)
+    if kind in _PLAIN or kind in _TENSORS:
+        return obj
+    if kind is dict or kind is OrderedDict:
+        items = [(plain_numbers(key), plain_numbers(value)) for key, value in obj.items()]
+        changed = any(k is not key or v is not value for (k, v), (key, value) in zip(items, obj.items()))
+        return kind(items) if changed else obj
+    if kind is list or kind is tuple:
+        values = [plain_numbers(value) for value in obj]
+        return kind(values) if any(new is not old for new, old in zip(values, obj)) else obj
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(obj, numpy.generic) and kind.__module__ == "numpy":
+        return obj.item()
+    return obj
 
 
 # ------------------------------------------------------------ security check
@@ -244,13 +272,23 @@ def save_checkpoint(trainer: Trainer, filepath: str | os.PathLike[str], weights_
 def atomic_save(obj: Any, filepath: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file beside ``filepath``, fsync, then rename over it.
 
+    ``filepath`` may be an fsspec URL (``memory://``, ``s3://`` ...): the
+    bytes are then written to a temporary object beside it and moved over it
+    (see :func:`ember.core.filesystem.write_then_move`).
+
     A save killed halfway leaves the previous file at ``filepath`` intact and
     at most a hidden ``.NAME.tmp-HOST-PID`` file beside it, which the next
     save to that path removes once its process is gone. The temporary file
     lives in the target folder so that the rename never crosses filesystems
     and no other disk has to hold a second copy.
     """
-    path = Path(filepath)
+    if filesystem.is_remote(filepath):
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        name = filesystem.normalize(filepath).rstrip("/").rsplit("/", 1)[-1]
+        filesystem.write_then_move(buffer.getvalue(), filepath, f".{name}.tmp-{socket.gethostname()}-{os.getpid()}")
+        return
+    path = Path(filesystem.normalize(filepath))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{_temporary_prefix(path)}{os.getpid()}")
     try:
@@ -306,23 +344,33 @@ def load_checkpoint_file(
 
     :param weights_only: False unpickles arbitrary objects, which can run code: only for files you trust.
     """
-    path = Path(path)
-    name = str(path)
-    if path.is_dir():
+    name = filesystem.normalize(path)
+    if filesystem.isdir(name):
         raise CheckpointError(f"checkpoint {name!r} is a folder, not a checkpoint file")
-    if not path.is_file():
+    if not filesystem.isfile(name):
         raise CheckpointError(f"checkpoint {name!r} does not exist")
-    size = path.stat().st_size
+    if filesystem.is_remote(name):
+        with filesystem.open_file(name, "rb") as handle:
+            source: Any = io.BytesIO(handle.read())
+        size = len(source.getbuffer())
+    else:
+        source = Path(name)
+        size = source.stat().st_size
     if size == 0:
         raise CheckpointError(f"checkpoint {name!r} is empty (0 bytes)")
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
+    if isinstance(source, io.BytesIO):
+        magic = bytes(source.getbuffer()[:4])
+    else:
+        with open(source, "rb") as handle:
+            magic = handle.read(4)
     if magic != b"PK\x03\x04":
         raise CheckpointError(f"checkpoint {name!r} is not a file written by torch.save (it is not a zip archive)")
-    if not zipfile.is_zipfile(path):
+    if not zipfile.is_zipfile(source):
         raise CheckpointError(f"checkpoint {name!r} is truncated or corrupt ({size} bytes; its zip archive has no end)")
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+        checkpoint = torch.load(source, map_location=map_location, weights_only=weights_only)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise _read_error(name, error, weights_only) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
@@ -362,8 +410,8 @@ def _major(version: str) -> int:
 
 
 # ----------------------------------------------------------------- ckpt_path
-def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> Path | None:
-    """``"last"`` and ``"best"`` through the checkpoint callbacks, as Lightning resolves them; else a path.
+def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> str | None:
+    """``"last"`` and ``"best"`` through the checkpoint callbacks, as Lightning resolves them; else a path or URL.
 
     ``"best"`` is the first ModelCheckpoint's ``best_model_path``. ``"last"``
     is the newest of the checkpoint callbacks' last checkpoints (their
@@ -387,10 +435,10 @@ def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> Pa
                 f'{fn}(ckpt_path="best"): {type(callback).__qualname__} has not saved a best model yet '
                 "(best_model_path is empty); pass a checkpoint file instead"
             )
-        return Path(best)
+        return filesystem.normalize(best)
     if ckpt_path == "last":
         candidates = {path for callback in trainer.checkpoint_callbacks for path in _last_candidates(callback)}
-        existing = [path for path in candidates if path.is_file()]
+        existing = [path for path in candidates if filesystem.isfile(path)]
         if not existing:
             warnings.warn(
                 f'{fn}(ckpt_path="last") found no last checkpoint, so none is loaded; '
@@ -399,20 +447,20 @@ def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> Pa
                 stacklevel=4,
             )
             return None
-        return max(existing, key=lambda path: path.stat().st_mtime_ns)
-    return Path(ckpt_path)
+        return max(existing, key=filesystem.modified_ns)
+    return filesystem.normalize(ckpt_path)
 
 
-def _last_candidates(callback: Any) -> list[Path]:
-    found = [Path(p) for p in (getattr(callback, "last_model_path", ""),) if p]
+def _last_candidates(callback: Any) -> list[str]:
+    found = [filesystem.normalize(p) for p in (getattr(callback, "last_model_path", ""),) if p]
     on_exception = getattr(type(callback), "ckpt_path", None)
     if isinstance(on_exception, property):
-        found.append(Path(callback.ckpt_path))
+        found.append(filesystem.normalize(callback.ckpt_path))
     dirpath, name = getattr(callback, "dirpath", None), getattr(callback, "CHECKPOINT_NAME_LAST", None)
-    if dirpath and name and Path(dirpath).is_dir():
+    if dirpath and name:
         extension = getattr(callback, "FILE_EXTENSION", ".ckpt")
         pattern = re.compile(rf"^{re.escape(name)}(-v?\d+)?{re.escape(extension)}$")
-        found += [path for path in Path(dirpath).iterdir() if pattern.match(path.name)]
+        found += [filesystem.join(dirpath, entry) for entry in filesystem.listdir(dirpath) if pattern.match(entry)]
     return found
 
 
@@ -488,11 +536,19 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
     progress = trainer.fit_progress
     progress.resume_rng = saved.pop("rng", None) or {}
     progress.load_state_dict(saved)
-    if progress.epoch_done:
+    if progress.cut is not None:  # max_steps ended that epoch early: continue it at the next batch
+        progress.load_state_dict({**progress.cut, "epoch_done": False, "cut": None})
+    elif progress.epoch_done:
         progress.epoch += 1
         progress.batches_in_epoch = 0
         progress.epoch_done = False
         progress.epoch_rng = None
+    max_epochs = trainer.max_epochs
+    if max_epochs is not None and 0 <= max_epochs < progress.epoch:
+        raise MisconfigurationError(
+            f"checkpoint {path!r} resumes at epoch {progress.epoch}, but Trainer(max_epochs={max_epochs}) ends "
+            f"before it; pass max_epochs={progress.epoch} or more to resume from this checkpoint"
+        )
 
 
 def load_model_state(module: torch.nn.Module, state: dict[str, Any], strict: bool, path: Any) -> None:

@@ -225,8 +225,13 @@ class MetricStore:
         return previous
 
     def callback_metrics(self) -> dict[str, torch.Tensor]:
-        """``trainer.callback_metrics``: the stored values plus the running epoch's reductions so far."""
-        merged = dict(self.callback)
+        """``trainer.callback_metrics``: the stored values, brought up to the running epoch's reductions so far.
+
+        The mapping itself is returned, as in Lightning, so that a value a
+        callback writes into it is what monitors (EarlyStopping,
+        ModelCheckpoint) read later.
+        """
+        merged = self.callback
         for name, metric in self._epoch.items():
             value = metric.reduce()
             merged[name] = value

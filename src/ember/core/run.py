@@ -191,7 +191,10 @@ def _run_stage(trainer: Trainer, fn: TrainerFn, options: dict[str, Any]) -> Any:
             f"{type(trainer.lightning_module).__qualname__} has no {step_name}(); Trainer.{fn.value}() needs one"
         )
     trainer._load_loaders(kind)
-    results = run_evaluation(trainer, stage, trainer._loaders[kind], trainer._counts(kind))
+    counts = trainer._counts(kind)
+    if not any(counts):
+        return []  # as Lightning: limit_*_batches=0 (or empty loaders) skips the loop and its hooks
+    results = run_evaluation(trainer, stage, trainer._loaders[kind], counts)
     if options.get("verbose", True) and trainer.is_global_zero:
         print_results(stage, results)
     return results

@@ -83,6 +83,9 @@ class FitProgress:
     ``pending`` describes the batch whose optimizer step is done but whose
     end (counting, validation, stepping) is not, from ``on_train_batch_end``
     until that end, so a checkpoint saved then resumes by finishing it.
+    ``cut`` is set when ``max_steps`` ended an epoch before its data ran out:
+    the epoch, its completed batches and its ``epoch_rng``, from which a
+    resumed fit continues that epoch at the next batch.
     ``resume_rng`` is not saved: it holds the random state of the checkpoint
     a fit resumes from, until training continues from it.
     """
@@ -95,6 +98,7 @@ class FitProgress:
     epoch_done: bool = False
     epoch_rng: dict[str, Any] | None = field(default=None, repr=False)
     pending: dict[str, Any] | None = None
+    cut: dict[str, Any] | None = field(default=None, repr=False)
     resume_rng: dict[str, Any] | None = field(default=None, repr=False)
 
     @property

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ember.callback import Callback
-from ember.core import discovery, flags
+from ember.core import discovery, filesystem, flags
 from ember.core.callbacks_list import arrange_callbacks, merge_model_callbacks
 from ember.core.loops.evaluation import ModuleModes
 from ember.core.metrics import MetricStore
@@ -75,6 +75,7 @@ class Trainer(TrainerProperties):
         disable_plugins: Any = None,
         strict_plugins: bool | None = None,
     ) -> None:
+        self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}  # for ddp_spawn
         self.fast_dev_run = flags.fast_dev_run(fast_dev_run)
         self.max_epochs = flags.optional_int("max_epochs", max_epochs, 0, allow=(-1,))
         self.min_epochs = flags.optional_int("min_epochs", min_epochs, 0)
@@ -115,7 +116,7 @@ class Trainer(TrainerProperties):
             self.max_epochs, self.max_steps, self.num_sanity_val_steps = 1, n, 0
             self.val_check_interval, self.log_every_n_steps = 1.0, 1
             logger = False if logger is None else logger
-        self._default_root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
+        self._default_root_dir = filesystem.normalize(default_root_dir) if default_root_dir is not None else os.getcwd()
         self.strategy = select_strategy(accelerator, strategy, devices, num_nodes)
         self._precision_flag = normalize_precision(precision)
         self._precision = Precision("32-true", self.strategy.root_device)

@@ -18,9 +18,9 @@ import os
 from abc import ABC, abstractmethod
 from argparse import Namespace
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from ember.core import filesystem
 from ember.core.rank import rank_zero_only
 
 
@@ -111,7 +111,7 @@ class FileLogger(Logger):
         version: int | str | None = None,
         prefix: str = "",
     ) -> None:
-        self._save_dir = os.fspath(save_dir)
+        self._save_dir = filesystem.normalize(save_dir)
         self._name = name or ""
         self._version = version
         self._prefix = prefix
@@ -171,13 +171,12 @@ def _nothing(*args: Any, **kwargs: Any) -> None:
 # ---------------------------------------------------------- for file loggers
 def next_version(root: str | os.PathLike[str]) -> int:
     """One more than the highest ``version_N`` folder in ``root``; 0 when there is none."""
-    folder = Path(root)
-    if not folder.is_dir():
-        return 0
     found = [
-        int(entry.name[len("version_") :])
-        for entry in folder.iterdir()
-        if entry.name.startswith("version_") and entry.name[len("version_") :].isdigit() and entry.is_dir()
+        int(entry[len("version_") :])
+        for entry in filesystem.listdir(root)
+        if entry.startswith("version_")
+        and entry[len("version_") :].isdigit()
+        and filesystem.isdir(filesystem.join(root, entry))
     ]
     return max(found) + 1 if found else 0
 
@@ -202,8 +201,8 @@ def save_hparams_yaml(path: str | os.PathLike[str], params: Mapping[str, Any]) -
     """Write ``params`` to ``path`` as YAML; values YAML cannot hold are written as their repr."""
     import yaml
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    filesystem.makedirs(os.path.dirname(filesystem.normalize(path)))
+    with filesystem.open_file(path, "w") as handle:
         yaml.safe_dump(_plain(params), handle, sort_keys=False)
 
 

@@ -15,6 +15,7 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
+from ember.core import filesystem
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
 from ember.loggers.base import FileLogger
@@ -72,7 +73,7 @@ class CSVLogger(FileLogger):
         """Write the buffered rows: appended, or the whole file rewritten when a new column appeared."""
         if not self._buffer:
             return
-        os.makedirs(self.log_dir, exist_ok=True)
+        filesystem.makedirs(self.log_dir)
         path = self.metrics_file_path
         keys = set().union(*self._buffer)
         new_columns = keys.difference(self._columns)
@@ -80,16 +81,16 @@ class CSVLogger(FileLogger):
             self._columns = sorted(new_columns.union(self._columns))
         rows = self._buffer
         if not self._file_started:
-            if os.path.isfile(path):
+            if filesystem.isfile(path):
                 rank_zero_warn(f"CSVLogger: {path} exists from an earlier run and is overwritten", EmberWarning)
             mode = "w"
         elif new_columns:
-            with open(path, newline="") as handle:
+            with filesystem.open_file(path, "r", newline="") as handle:
                 rows = [*csv.DictReader(handle), *rows]
             mode = "w"
         else:
             mode = "a"
-        with open(path, mode, newline="") as handle:
+        with filesystem.open_file(path, mode, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self._columns)
             if mode == "w":
                 writer.writeheader()

@@ -47,7 +47,12 @@ class LRFinderResult:
         self._optimal_idx: int | None = None
 
     def suggestion(self, skip_begin: int = 10, skip_end: int = 1) -> float | None:
-        """The LR where the loss falls fastest (steepest negative slope of loss over LR), or None with too few points.
+        """The LR where the smoothed loss falls fastest, or None with too few points.
+
+        Fastest is the most negative slope of the loss over log(lr) in
+        exponential mode (over lr in linear mode): the axis the LRs were
+        spaced evenly on, which is the plot's axis, so the suggestion lands on
+        the steepest part of the curve one sees.
 
         :param skip_begin: leading points to ignore (the smoothed loss is still settling there).
         :param skip_end: trailing points to ignore (the loss is usually diverging there).
@@ -69,7 +74,9 @@ class LRFinderResult:
             )
             self._optimal_idx = None
             return None
-        gradients = torch.gradient(losses, spacing=[lrs])[0]
+        # the slope over the axis the LRs were spaced evenly on: log(lr) in exponential mode, lr in linear mode
+        coordinates = torch.log(lrs) if self.mode == "exponential" else lrs
+        gradients = torch.gradient(losses, spacing=[coordinates])[0]
         self._optimal_idx = int(indices[int(torch.argmin(gradients))])
         return self.results["lr"][self._optimal_idx]
 

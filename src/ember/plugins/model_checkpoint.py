@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ember.callback import Checkpoint
+from ember.core import filesystem
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -102,7 +103,7 @@ class ModelCheckpoint(Checkpoint):
         self.save_weights_only = save_weights_only
         self.mode = mode
         self.auto_insert_metric_name = auto_insert_metric_name
-        self.dirpath: str | None = os.path.realpath(os.path.expanduser(os.fspath(dirpath))) if dirpath else None
+        self.dirpath: str | None = _folder(dirpath) if dirpath else None
         self.filename = filename
         self._save_on_train_epoch_end = save_on_train_epoch_end
         self._enable_version_counter = enable_version_counter
@@ -171,8 +172,7 @@ class ModelCheckpoint(Checkpoint):
         if stage != "fit":
             return
         self._validation_ran = False
-        folder = Path(self.dirpath)
-        if trainer.is_global_zero and self.save_top_k != 0 and folder.is_dir() and any(folder.iterdir()):
+        if trainer.is_global_zero and self.save_top_k != 0 and filesystem.listdir(self.dirpath):
             warnings.warn(f"checkpoint directory {self.dirpath} exists and is not empty", EmberWarning, stacklevel=2)
 
     @hookimpl(trylast=True)
@@ -313,7 +313,7 @@ class ModelCheckpoint(Checkpoint):
 
     def file_exists(self, filepath: str | os.PathLike[str], trainer: Trainer) -> bool:
         """Whether ``filepath`` exists on global rank 0, agreed on by every process."""
-        exists = os.path.lexists(filepath) if trainer.is_global_zero else False
+        exists = filesystem.exists(filepath) if trainer.is_global_zero else False
         return trainer.strategy.reduce_boolean_decision(exists, all=False)
 
     def to_yaml(self, filepath: str | os.PathLike[str] | None = None) -> None:
@@ -326,7 +326,7 @@ class ModelCheckpoint(Checkpoint):
                     "ModelCheckpoint.to_yaml() needs a filepath before dirpath is known (setup)"
                 )
             filepath = os.path.join(self.dirpath, "best_k_models.yaml")
-        with open(filepath, "w") as handle:
+        with filesystem.open_file(filepath, "w") as handle:
             yaml.dump({path: float(score) for path, score in self.best_k_models.items()}, handle)
 
     # --------------------------------------------------------------- helpers
@@ -486,7 +486,11 @@ class ModelCheckpoint(Checkpoint):
     @staticmethod
     def _link_checkpoint(trainer: Trainer, filepath: str, linkpath: str) -> None:
         """Make ``linkpath`` a relative symlink to ``filepath`` (a copy where links are not allowed)."""
-        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+        if trainer.is_global_zero and filesystem.is_remote(linkpath):  # no links there: a copy
+            filesystem.remove(linkpath)
+            fs, source = filesystem.filesystem(filepath)
+            fs.copy(source, filesystem.filesystem(linkpath)[1])
+        elif trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
             if os.path.islink(linkpath) or os.path.isfile(linkpath):
                 os.remove(linkpath)
             elif os.path.isdir(linkpath):
@@ -501,6 +505,9 @@ class ModelCheckpoint(Checkpoint):
         """Never the file just written, one outside ``dirpath``, or the one this run resumed from."""
         if previous == current:
             return False
+        assert self.dirpath is not None
+        if filesystem.is_remote(previous):
+            return previous != trainer.ckpt_path and previous.startswith(self.dirpath.rstrip("/") + "/")
         old = Path(previous).absolute()
         if trainer.ckpt_path is not None and old == Path(trainer.ckpt_path).absolute():
             return False
@@ -509,5 +516,12 @@ class ModelCheckpoint(Checkpoint):
 
     @staticmethod
     def _remove_checkpoint(trainer: Trainer, filepath: str) -> None:
-        if trainer.is_global_zero and os.path.lexists(filepath):
-            os.remove(filepath)
+        if trainer.is_global_zero:
+            filesystem.remove(filepath)
+
+
+def _folder(dirpath: str | os.PathLike[str]) -> str:
+    """A local folder as an absolute real path; an fsspec URL as it is (a ``file://`` URL as its local path)."""
+    if filesystem.is_remote(dirpath):
+        return filesystem.normalize(dirpath)
+    return os.path.realpath(os.path.expanduser(filesystem.normalize(dirpath)))

@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ember.callback import Checkpoint
+from ember.core import filesystem
 from ember.errors import MisconfigurationError
 from ember.markers import hookimpl
 
@@ -40,7 +41,7 @@ class OnExceptionCheckpoint(Checkpoint):
     @property
     def ckpt_path(self) -> str:
         """Where the checkpoint is written."""
-        return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION)
+        return filesystem.join(self.dirpath, self.filename + self.FILE_EXTENSION)
 
     @hookimpl(trylast=True)
     def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
@@ -48,5 +49,5 @@ class OnExceptionCheckpoint(Checkpoint):
 
     @hookimpl(trylast=True)
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
-        if trainer.is_global_zero and os.path.lexists(self.ckpt_path):
-            os.remove(self.ckpt_path)
+        if trainer.is_global_zero:
+            filesystem.remove(self.ckpt_path)

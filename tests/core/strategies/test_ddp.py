@@ -199,3 +199,107 @@ def test_the_readme_example_under_torchrun(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "done on rank 0 of 2" in done.stdout and "done on rank 1 of 2" in done.stdout
     assert done.stdout.count("training starts") == 2
+
+
+# ------------------------------------------------ ddp_spawn, ddp_fork: every rank a child
+CALLER_SCRIPT = """
+import json, os, sys
+import torch
+import ember
+from ember.callbacks import ModelCheckpoint
+from ember.testing import TinyModel
+
+MARKS = []  # filled by the caller before fit: a forked rank sees it, a fresh interpreter does not
+
+
+class Failing(TinyModel):
+    def training_step(self, batch, batch_idx):
+        if self.trainer.global_rank == 1 and batch_idx == 1:
+            raise ValueError("rank 1 failed on purpose")
+        return super().training_step(batch, batch_idx)
+
+
+class Counts(ember.Callback):
+    def __init__(self):
+        self.batches, self.marks, self.pid = 0, None, None
+
+    def on_fit_start(self, trainer, pl_module):
+        self.marks, self.pid = len(MARKS), os.getpid()
+
+    def on_train_batch_end(self, *args):
+        self.batches += 1
+
+    def state_dict(self):
+        return {"batches": self.batches, "marks": self.marks, "pid": self.pid}
+
+    def load_state_dict(self, state):
+        self.batches, self.marks, self.pid = state["batches"], state["marks"], state["pid"]
+
+
+if __name__ == "__main__":
+    strategy, root, fail = sys.argv[1], sys.argv[2], sys.argv[3] == "fail"
+    MARKS.append("caller")
+    environ = dict(os.environ)
+    model = Failing() if fail else TinyModel()
+    initial = {key: value.clone() for key, value in model.state_dict().items()}
+    counts, checkpoint = Counts(), ModelCheckpoint()
+    trainer = ember.Trainer(
+        strategy=strategy, accelerator="cpu", devices=2, max_epochs=2, callbacks=[counts, checkpoint],
+        enable_progress_bar=False, enable_model_summary=False, logger=False, default_root_dir=root,
+    )
+    outcome = {}
+    try:
+        trainer.fit(model)
+    except ValueError as error:
+        outcome["caught"] = str(error)
+    outcome["environ_unchanged"] = dict(os.environ) == environ
+    if "caught" not in outcome:
+        torch.save(trainer.model, os.path.join(root, "model.pt"))
+        outcome.update(
+            batches=counts.batches, marks=counts.marks, other_process=counts.pid != os.getpid(),
+            trained=any(not torch.equal(initial[key], value) for key, value in model.state_dict().items()),
+            plain_module=trainer.model is model, step=trainer.global_step, epoch=trainer.current_epoch,
+            best=checkpoint.best_model_path, val_loss=float(trainer.callback_metrics["val_loss"]),
+        )
+    with open(os.path.join(root, "outcome.json"), "w") as handle:
+        json.dump(outcome, handle)
+"""
+
+
+def run_caller(tmp_path: Path, strategy: str, fail: bool = False) -> dict:
+    script = tmp_path / "caller.py"
+    script.write_text(CALLER_SCRIPT)
+    env = {key: value for key, value in os.environ.items() if key not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, str(script), strategy, str(tmp_path), "fail" if fail else "ok"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "outcome.json").read_text())
+
+
+@pytest.mark.parametrize(("strategy", "fresh"), [("ddp_spawn", True), ("ddp_fork", False), ("ddp_notebook", False)])
+def test_every_rank_runs_in_a_child_and_the_caller_gets_the_results_back(
+    tmp_path: Path, strategy: str, fresh: bool
+) -> None:
+    outcome = run_caller(tmp_path, strategy)
+    assert outcome["other_process"] and outcome["marks"] == (0 if fresh else 1)  # spawn: a fresh interpreter
+    assert outcome["trained"] and outcome["batches"] == 8  # rank 0's 4 batches of each of 2 epochs
+    assert (outcome["step"], outcome["epoch"]) == (8, 2)
+    assert outcome["best"].endswith("epoch=1-step=8.ckpt") and Path(outcome["best"]).is_file()
+    assert outcome["val_loss"] > 0
+    assert outcome["environ_unchanged"] and outcome["plain_module"]
+    assert isinstance(torch.load(tmp_path / "model.pt", weights_only=False), torch.nn.Module)
+
+
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_fork"])
+def test_a_failing_rank_raises_its_exception_in_the_caller(tmp_path: Path, strategy: str) -> None:
+    outcome = run_caller(tmp_path, strategy, fail=True)
+    assert outcome == {"caught": "rank 1 failed on purpose", "environ_unchanged": True}
+
+
+def test_ddp_fork_on_cuda_is_refused_naming_the_strategies_that_work() -> None:
+    from ember.core.strategies.ddp import DDPStrategy
+    from ember.errors import MisconfigurationError
+
+    with pytest.raises(MisconfigurationError, match="ddp_spawn"):
+        DDPStrategy("cuda", [0, 1], start_method="fork")

@@ -23,7 +23,7 @@ def run_fit(trainer: Trainer) -> None:
     epoch_loop = TrainingEpoch(trainer)
     trainer.state.stage = RunningStage.TRAINING
     trainer._metrics.use("train", training=True)
-    trainer.lightning_module.train()  # type: ignore[union-attr]
+    # no model.train() here, as in Lightning 2.2+: submodules the user put in eval() (a frozen backbone) stay so
     trainer._hook("on_train_start")
     if trainer.profiler is not None:
         trainer.profiler.training_started()

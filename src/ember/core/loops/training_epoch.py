@@ -16,7 +16,7 @@ from ember.core.data import Batches, batches, loader_generators
 from ember.core.loops.dispatch import needs_transfer, transfer_batch
 from ember.core.loops.evaluation import run_evaluation
 from ember.core.loops.optimization import Optimization
-from ember.core.loops.stopping import can_stop_early, epoch_should_end
+from ember.core.loops.stopping import can_stop_early, epoch_should_end, max_steps_reached
 from ember.core.seed import capture_rng, restore_rng
 from ember.core.signatures import with_batch_idx
 from ember.core.state import RunningStage
@@ -103,6 +103,7 @@ class TrainingEpoch:
         if skip == 0:
             if resumed:
                 restore_rng(resumed)
+            progress.cut = None
             trainer._hook("on_train_epoch_start")
             progress.epoch_rng = _capture_epoch_rng(loader)
             return batches(loader, count)
@@ -134,6 +135,10 @@ class TrainingEpoch:
     def _end_epoch(self) -> None:
         trainer, progress = self.trainer, self.trainer.fit_progress
         progress.epoch_done = True
+        cut = max_steps_reached(trainer) and progress.batches_in_epoch < trainer.num_training_batches
+        if cut:  # a checkpoint from now on continues this epoch at the next batch
+            progress.cut = {"epoch": progress.epoch, "batches_in_epoch": progress.batches_in_epoch}
+            progress.cut["epoch_rng"] = progress.epoch_rng
         trainer._fx = "on_train_epoch_end"
         if self._has_early:
             self._epoch_end_early(trainer=trainer, pl_module=trainer.lightning_module)
@@ -143,7 +148,7 @@ class TrainingEpoch:
             self._epoch_end_late(trainer=trainer, pl_module=trainer.lightning_module)
         logged = trainer._metrics.end_epoch()
         trainer._log_to_loggers(logged, step=max(progress.stepped_batches - 1, 0))
-        if trainer.lr_scheduler_configs and self.optimization.automatic:
+        if trainer.lr_scheduler_configs and self.optimization.automatic and not cut:
             self._step_schedulers("epoch", plateau=True)
         progress.epoch += 1
         progress.batches_in_epoch = 0

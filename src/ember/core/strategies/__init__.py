@@ -10,7 +10,8 @@ from ember.core.strategies.single import SingleDeviceStrategy, Strategy
 from ember.errors import MisconfigurationError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu")
-STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn")
+STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+_START_METHODS = {"ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
 
 
 def select_strategy(accelerator: Any, strategy: Any, devices: Any, num_nodes: int) -> Strategy:
@@ -27,12 +28,10 @@ def select_strategy(accelerator: Any, strategy: Any, devices: Any, num_nodes: in
         raise MisconfigurationError(f"num_nodes={num_nodes!r}; accepted is an int >= 1")
     device_type = _device_type(accelerator)
     indices = _device_indices(devices, device_type)
-    if strategy in ("ddp", "ddp_spawn") or len(indices) > 1 or num_nodes > 1:
+    if strategy == "ddp" or strategy in _START_METHODS or len(indices) > 1 or num_nodes > 1:
         from ember.core.strategies.ddp import DDPStrategy
 
-        return DDPStrategy(
-            device_type, indices, num_nodes, start_method="spawn" if strategy == "ddp_spawn" else "popen"
-        )
+        return DDPStrategy(device_type, indices, num_nodes, start_method=_START_METHODS.get(strategy, "popen"))
     index = indices[0]
     device = torch.device(device_type, index) if device_type == "cuda" else torch.device("cpu")
     return SingleDeviceStrategy(device)

@@ -3,8 +3,9 @@
 Started as a plain script, rank 0 launches the other local processes itself
 by re-running the script with the rank in its environment, as Lightning's
 subprocess launcher does; under torchrun (RANK, LOCAL_RANK, WORLD_SIZE,
-MASTER_ADDR, MASTER_PORT set) nothing is launched. ``ddp_spawn`` forks the
-processes from the running one instead and hands rank 0's results back.
+MASTER_ADDR, MASTER_PORT set) nothing is launched. ``ddp_spawn`` (fresh
+interpreters) and ``ddp_fork``/``ddp_notebook`` (forked copies) run every rank
+in a child process and hand rank 0's results back (see processes.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class DDPStrategy(Strategy):
     :param device_type: ``"cpu"`` or ``"cuda"``.
     :param parallel_devices: device indices on this node, one process each.
     :param num_nodes: machines taking part; each runs ``len(parallel_devices)`` processes.
-    :param start_method: ``"popen"`` (re-run the script, the ``ddp`` strategy) or ``"fork"`` (``ddp_spawn``).
+    :param start_method: ``"popen"`` (re-run the script, the ``ddp`` strategy), ``"spawn"`` (``ddp_spawn``)
+        or ``"fork"`` (``ddp_fork``, ``ddp_notebook``).
     """
 
     def __init__(
@@ -45,7 +47,8 @@ class DDPStrategy(Strategy):
         self.start_method = start_method
         if start_method == "fork" and device_type == "cuda":
             raise MisconfigurationError(
-                "strategy='ddp_spawn' forks processes, which CUDA does not survive; use strategy='ddp' on GPUs"
+                "strategy='ddp_fork' (or 'ddp_notebook') forks processes, which CUDA does not survive; "
+                "use strategy='ddp' or 'ddp_spawn' on GPUs"
             )
         self._local_rank = _int_env("LOCAL_RANK", 0)
         self._node_rank = _int_env("NODE_RANK", _int_env("GROUP_RANK", _int_env("SLURM_NODEID", 0)))
@@ -86,6 +89,10 @@ class DDPStrategy(Strategy):
         """Start the other processes unless torchrun (or an earlier launch) did, then run ``function`` as this rank."""
         if all(key in os.environ for key in _ENV) or self.world_size == 1:
             return function(*args, **kwargs)
+        if self.start_method in ("spawn", "fork"):
+            from ember.core.strategies.processes import launch_processes
+
+            return launch_processes(self, self.start_method, {**os.environ, **self._rank_env()}, function, args)
         self._start_children(function, args, kwargs)
         try:
             result = function(*args, **kwargs)
@@ -96,28 +103,36 @@ class DDPStrategy(Strategy):
         return result
 
     def _start_children(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Start ranks 1..N-1 of this node: re-run the script (ddp) or fork into ``function`` (ddp_spawn)."""
-        port = os.environ.get("MASTER_PORT") or str(_free_port())
-        common = {
+        """Start ranks 1..N-1 of this node by re-running the script (ddp); this process becomes rank 0."""
+        common = self._rank_env()
+        first = self._node_rank * len(self.parallel_devices)
+        command = _script_command()
+        for local_rank in range(1, len(self.parallel_devices)):
+            env = {**os.environ, **common, "RANK": str(first + local_rank), "LOCAL_RANK": str(local_rank)}
+            self._children.append(subprocess.Popen(command, env=env))
+        os.environ.update(common, RANK=str(first), LOCAL_RANK="0")
+        self._watchdog = threading.Thread(target=self._watch_children, name="ember-ddp-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _rank_env(self) -> dict[str, str]:
+        """The variables every rank of this node shares: rendezvous address, world size, node."""
+        return {
             "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
-            "MASTER_PORT": port,
+            "MASTER_PORT": os.environ.get("MASTER_PORT") or str(_free_port()),
             "WORLD_SIZE": str(self.world_size),
             "LOCAL_WORLD_SIZE": str(len(self.parallel_devices)),
             "NODE_RANK": str(self._node_rank),
         }
-        first = self._node_rank * len(self.parallel_devices)
-        command = _script_command() if self.start_method == "popen" else None
-        for local_rank in range(1, len(self.parallel_devices)):
-            env = {**os.environ, **common, "RANK": str(first + local_rank), "LOCAL_RANK": str(local_rank)}
-            if command is not None:
-                self._children.append(subprocess.Popen(command, env=env))
-            else:
-                from ember.core.strategies.fork import fork_rank
 
-                self._children.append(fork_rank(env, self, function, args, kwargs))
-        os.environ.update(common, RANK=str(first), LOCAL_RANK="0")
-        self._watchdog = threading.Thread(target=self._watch_children, name="ember-ddp-watchdog", daemon=True)
-        self._watchdog.start()
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for ddp_spawn: the launch's processes, watchdog and wrapped model stay behind."""
+        state = dict(self.__dict__)
+        state.update(_children=[], _watchdog=None, _stop_watching=None, model=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._stop_watching = threading.Event()
 
     def _watch_children(self) -> None:
         """If another rank dies with an error, stop every rank now instead of hanging in a collective."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ember
 from ember.errors import MisconfigurationError
@@ -104,11 +106,31 @@ def test_log_dir_is_save_dir_name_version_and_none_without_a_save_dir(tmp_path) 
 
 
 @pytest.mark.parametrize("flag", [True, None])
-def test_logger_true_or_none_is_a_csv_logger_in_default_root_dir(trainer_factory, tmp_path, flag) -> None:
+def test_logger_true_or_none_is_a_tensorboard_logger_in_default_root_dir(trainer_factory, tmp_path, flag) -> None:
     trainer = trainer_factory(logger=flag)
-    assert [type(logger) for logger in trainer.loggers] == [CSVLogger]
+    assert [type(logger) for logger in trainer.loggers] == [TensorBoardLogger]
     assert trainer.logger.save_dir == str(tmp_path)
     assert trainer.log_dir == str(tmp_path / "ember_logs" / "version_0")
+
+
+def test_without_tensorboard_installed_the_default_is_a_csv_logger(trainer_factory, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # what an environment without the package looks like
+    trainer = trainer_factory(logger=True)
+    assert [type(logger) for logger in trainer.loggers] == [CSVLogger]
+    assert trainer.log_dir == str(tmp_path / "ember_logs" / "version_0")
+
+
+def test_the_default_loggers_experiment_takes_images_from_the_module(trainer_factory) -> None:
+    class Drawing(TinyModel):
+        def on_train_epoch_end(self) -> None:
+            self.logger.experiment.add_image("weights", self.layer.weight.detach()[None], self.global_step)
+
+    trainer = trainer_factory(logger=True, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(Drawing())
+    events = EventAccumulator(trainer.log_dir)
+    events.Reload()
+    assert events.Tags()["images"] == ["weights"]
+    assert [image.step for image in events.Images("weights")] == [2]
 
 
 def test_logger_false_means_none_and_log_dir_is_default_root_dir(trainer_factory, tmp_path) -> None:
@@ -165,4 +187,5 @@ def test_the_stand_in_experiment_of_other_ranks_accepts_any_call() -> None:
 def test_log_dir_of_a_finished_fit_holds_the_run_files(trainer_factory, tmp_path) -> None:
     trainer = trainer_factory(logger=True, max_epochs=1, limit_train_batches=2, log_every_n_steps=1)
     trainer.fit(TinyModel())
-    assert sorted(path.name for path in Path(trainer.log_dir).iterdir()) == ["hparams.yaml", "metrics.csv"]
+    names = sorted(path.name for path in Path(trainer.log_dir).iterdir())
+    assert names[0].startswith("events.out.tfevents.") and names[1:] == ["hparams.yaml"]

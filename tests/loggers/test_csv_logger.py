@@ -55,7 +55,7 @@ a_epoch,a_step,b,epoch,step,val
 def test_rows_match_lightning_for_step_epoch_and_validation_metrics(
     trainer_factory, counting_model, tmp_path, every, expected
 ) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=every, num_sanity_val_steps=0)
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), log_every_n_steps=every, num_sanity_val_steps=0)
     trainer.fit(counting_model())
     assert (tmp_path / "ember_logs" / "version_0" / "metrics.csv").read_text() == expected
 
@@ -63,7 +63,7 @@ def test_rows_match_lightning_for_step_epoch_and_validation_metrics(
 def test_validation_step_metrics_get_their_own_rows_counted_per_validation_batch(
     trainer_factory, counting_model, tmp_path
 ) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=4, num_sanity_val_steps=2)
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), log_every_n_steps=4, num_sanity_val_steps=2)
     trainer.fit(counting_model(val_step_metric=True))
     text = (tmp_path / "ember_logs" / "version_0" / "metrics.csv").read_text()
     # the sanity check logs nothing; validation batches count on across the fit; no epoch key
@@ -83,7 +83,9 @@ def test_validation_step_metrics_get_their_own_rows_counted_per_validation_batch
 
 
 def test_with_accumulation_only_batches_that_step_the_optimizer_log(trainer_factory, counting_model, tmp_path) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=1, accumulate_grad_batches=2, num_sanity_val_steps=0)
+    trainer = trainer_factory(
+        logger=CSVLogger(tmp_path), log_every_n_steps=1, accumulate_grad_batches=2, num_sanity_val_steps=0
+    )
     trainer.fit(counting_model())
     rows = read_rows(tmp_path / "ember_logs" / "version_0" / "metrics.csv")
     steps = [(row["step"], row["a_step"] or row["val"] or row["a_epoch"]) for row in rows]
@@ -132,8 +134,8 @@ def test_rows_are_written_every_flush_logs_every_n_steps(tmp_path) -> None:
     assert len(read_rows(Path(logger.metrics_file_path))) == 5
 
 
-def test_default_logger_writes_metrics_and_hparams_under_default_root_dir(trainer_factory, tmp_path) -> None:
-    trainer = trainer_factory(logger=True, max_epochs=1, log_every_n_steps=4)
+def test_metrics_and_hparams_go_under_save_dir_name_version(trainer_factory, tmp_path) -> None:
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), max_epochs=1, log_every_n_steps=4)
     trainer.fit(TinyModel(lr=0.01))
     folder = tmp_path / "ember_logs" / "version_0"
     assert trainer.log_dir == str(folder)

@@ -1,4 +1,4 @@
-"""Loggers: where logged metrics and hyperparameters go. CSVLogger is the default.
+"""Loggers: where logged metrics and hyperparameters go. TensorBoardLogger is the default.
 
 Subclass :class:`Logger` to send them somewhere new and pass an instance as
 ``Trainer(logger=...)``. Importing this package does not import torch or
@@ -29,13 +29,14 @@ def __getattr__(name: str) -> Any:
 def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
     """The Trainer's ``logger`` flag as a list of loggers.
 
-    None or True give a :class:`CSVLogger` in ``default_root_dir``; False
-    gives none; a Logger, or a list or tuple of them, is used as given.
+    None or True give a :class:`TensorBoardLogger` in ``default_root_dir``, or a
+    :class:`CSVLogger` where the ``tensorboard`` package is missing, as Lightning
+    does; False gives none; a Logger, or a list or tuple of them, is used as given.
     """
     from ember.errors import MisconfigurationError
 
     if logger is None or logger is True:
-        return [CSVLogger(save_dir=default_root_dir)]
+        return [default_logger(default_root_dir)]
     if logger is False:
         return []
     loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
@@ -46,3 +47,14 @@ def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
                 "None, a Logger or a list of Loggers"
             )
     return loggers
+
+
+def default_logger(save_dir: str) -> Logger:
+    """``Trainer(logger=True)``'s logger: TensorBoard's when the package is importable, else CSV."""
+    from importlib.util import find_spec
+
+    if find_spec("tensorboard") is None:
+        return CSVLogger(save_dir=save_dir)
+    from ember.loggers.tensorboard import TensorBoardLogger
+
+    return TensorBoardLogger(save_dir=save_dir)

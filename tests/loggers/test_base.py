@@ -174,7 +174,7 @@ def test_checkpoints_keep_each_loggers_state(trainer_factory, tmp_path) -> None:
     trainer.fit(TinyModel())
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
-    assert checkpoint["loggers"] == {"CSVLogger": {"name": "ember_logs", "version": "run-a"}}
+    assert checkpoint["loggers"] == {"CSVLogger": {"name": "ember_logs", "version": "run-a", "rows": 1}}
 
 
 def test_the_stand_in_experiment_of_other_ranks_accepts_any_call() -> None:

@@ -174,6 +174,11 @@ class TensorBoardLogger(FileLogger):
             self._experiment.flush()
             self._experiment.close()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Name and version; the event file is flushed first, so it holds what the checkpoint covers."""
+        self.save()
+        return super().state_dict()
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_experiment"] = None

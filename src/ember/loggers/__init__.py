@@ -1,8 +1,10 @@
 """Loggers: where logged metrics and hyperparameters go. TensorBoardLogger is the default.
 
 Subclass :class:`Logger` to send them somewhere new and pass an instance as
-``Trainer(logger=...)``. Importing this package does not import torch or
-tensorboard; ``TensorBoardLogger`` loads on first use.
+``Trainer(logger=...)``. Importing this package does not import torch,
+tensorboard, mlflow or wandb; ``TensorBoardLogger``, ``MLFlowLogger`` and
+``WandbLogger`` load on first use (the last two need ``ember[mlflow]`` and
+``ember[wandb]``).
 """
 
 from __future__ import annotations
@@ -13,16 +15,33 @@ from ember.loggers.base import FileLogger, Logger
 from ember.loggers.csv_logger import CSVLogger
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ember.loggers.mlflow import MLFlowLogger
     from ember.loggers.tensorboard import TensorBoardLogger
+    from ember.loggers.wandb import WandbLogger
 
-__all__ = ["CSVLogger", "FileLogger", "Logger", "TensorBoardLogger", "resolve_loggers"]
+__all__ = [
+    "CSVLogger",
+    "FileLogger",
+    "Logger",
+    "MLFlowLogger",
+    "TensorBoardLogger",
+    "WandbLogger",
+    "default_logger",
+    "resolve_loggers",
+]
+
+_LAZY = {
+    "MLFlowLogger": "ember.loggers.mlflow",
+    "TensorBoardLogger": "ember.loggers.tensorboard",
+    "WandbLogger": "ember.loggers.wandb",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TensorBoardLogger":
-        from ember.loggers.tensorboard import TensorBoardLogger
+    if name in _LAZY:
+        from importlib import import_module
 
-        return TensorBoardLogger
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ember.loggers' has no attribute {name!r}")
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,33 @@ def as_params(params: Mapping[str, Any] | Namespace | None) -> dict[str, Any]:
     if isinstance(params, Namespace):
         return dict(vars(params))
     return dict(params)
+
+
+def flatten_params(params: Mapping[str, Any], parent: str = "", separator: str = "/") -> dict[str, Any]:
+    """Nested hyperparameters as one level, names joined with "/": ``{"a": {"b": 1}}`` gives ``{"a/b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{parent}{separator}{key}" if parent else str(key)
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        elif isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, MutableMapping):
+            flat.update(flatten_params(value, name, separator))
+        elif isinstance(value, list) and value and all(isinstance(item, MutableMapping) for item in value):
+            for index, item in enumerate(value):
+                flat.update(flatten_params(item, f"{name}{separator}{index}", separator))
+        else:
+            flat[name] = value
+    return flat
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Raise ModuleNotFoundError naming the extra to install when ``module`` cannot be imported."""
+    from importlib.util import find_spec
+
+    if find_spec(module) is None:
+        raise ModuleNotFoundError(f'{what} needs the {module} package, an optional extra: pip install "ember[{extra}]"')
 
 
 def _number(value: Any) -> Any:

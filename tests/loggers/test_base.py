@@ -189,3 +189,31 @@ def test_log_dir_of_a_finished_fit_holds_the_run_files(trainer_factory, tmp_path
     trainer.fit(TinyModel())
     names = sorted(path.name for path in Path(trainer.log_dir).iterdir())
     assert names[0].startswith("events.out.tfevents.") and names[1:] == ["hparams.yaml"]
+
+
+def test_a_version_is_claimed_by_creating_its_folder(tmp_path) -> None:
+    first, second = CSVLogger(tmp_path), TensorBoardLogger(tmp_path)
+    assert (first.version, second.version) == (0, 1)
+    assert sorted(path.name for path in (tmp_path / "ember_logs").iterdir()) == ["version_0", "version_1"]
+
+
+@pytest.mark.parametrize("name", ["ember_logs", None])
+def test_an_unwritable_save_dir_is_an_error_naming_the_folder(tmp_path, name) -> None:
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    with pytest.raises(OSError, match=r"CSVLogger cannot create its log folder .*blocker.*pass a writable save_dir"):
+        _ = CSVLogger(tmp_path / "blocker", name=name).version
+
+
+def test_an_unwritable_log_folder_fails_the_fit_before_the_first_batch(trainer_factory, tmp_path) -> None:
+    steps = []
+
+    class Counting(TinyModel):
+        def training_step(self, batch, batch_idx):
+            steps.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    trainer = trainer_factory(logger=CSVLogger(tmp_path / "blocker"), max_epochs=1)
+    with pytest.raises(OSError, match="cannot create its log folder"):
+        trainer.fit(Counting())
+    assert steps == []

@@ -125,9 +125,17 @@ class FileLogger(Logger):
 
     @property
     def version(self) -> int | str:
-        """The version given, or the next free ``version_N`` number, fixed on first use."""
+        """The version given, or the next free ``version_N`` number, fixed on first use.
+
+        On global rank 0 the number is claimed by creating its folder, so runs started
+        together in one folder each get their own; other ranks only look.
+        """
         if self._version is None:
-            self._version = next_version(os.path.join(self._save_dir, self._name))
+            root = os.path.join(self._save_dir, self._name)
+            if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+                self._version = claim_version(root, type(self).__name__)
+            else:
+                self._version = next_version(root)
         return self._version
 
     @property
@@ -181,6 +189,23 @@ def next_version(root: str | os.PathLike[str]) -> int:
         if entry.name.startswith("version_") and entry.name[len("version_") :].isdigit() and entry.is_dir()
     ]
     return max(found) + 1 if found else 0
+
+
+def claim_version(root: str | os.PathLike[str], owner: str = "logger") -> int:
+    """Create the next free ``root/version_N`` folder and return N; mkdir is atomic, so no two runs get one N."""
+    number = next_version(root)
+    folder = os.fspath(root)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        while True:
+            folder = os.path.join(root, f"version_{number}")
+            try:
+                os.mkdir(folder)
+                return number
+            except FileExistsError:
+                number += 1
+    except OSError as error:
+        raise OSError(f"{owner} cannot create its log folder {folder!r}: {error}; pass a writable save_dir") from error
 
 
 def as_params(params: Mapping[str, Any] | Namespace | None) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class WandbLogger(UploadsCheckpoints, Logger):
         self._init = {
             "name": name,
             "project": self._project,
-            "dir": folder,
+            "dir": os.path.abspath(folder),  # W&B's service process may have another working directory
             "id": self._id,
             "resume": "allow",
             "anonymous": "allow" if anonymous else None,

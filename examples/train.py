@@ -1,6 +1,8 @@
 """Train a small regression model on synthetic data and print the final metrics.
 
 Run it with ``python examples/train.py``; it finishes in seconds on two CPU cores.
+The default logger writes TensorBoard event files under example_runs/ember_logs:
+look at them with ``tensorboard --logdir example_runs/ember_logs``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> dict[str, float]:
     metrics = {key: round(float(value), 4) for key, value in trainer.callback_metrics.items()}
     print(f"final metrics after {trainer.current_epoch} epochs: {metrics}")
     print(f"best checkpoint: {trainer.checkpoint_callback.best_model_path}")
+    print(f"logs: {trainer.log_dir} (tensorboard --logdir {trainer.logger.root_dir})")
     return metrics
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ember
 from ember.errors import MisconfigurationError
@@ -104,11 +106,31 @@ def test_log_dir_is_save_dir_name_version_and_none_without_a_save_dir(tmp_path) 
 
 
 @pytest.mark.parametrize("flag", [True, None])
-def test_logger_true_or_none_is_a_csv_logger_in_default_root_dir(trainer_factory, tmp_path, flag) -> None:
+def test_logger_true_or_none_is_a_tensorboard_logger_in_default_root_dir(trainer_factory, tmp_path, flag) -> None:
     trainer = trainer_factory(logger=flag)
-    assert [type(logger) for logger in trainer.loggers] == [CSVLogger]
+    assert [type(logger) for logger in trainer.loggers] == [TensorBoardLogger]
     assert trainer.logger.save_dir == str(tmp_path)
     assert trainer.log_dir == str(tmp_path / "ember_logs" / "version_0")
+
+
+def test_without_tensorboard_installed_the_default_is_a_csv_logger(trainer_factory, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # what an environment without the package looks like
+    trainer = trainer_factory(logger=True)
+    assert [type(logger) for logger in trainer.loggers] == [CSVLogger]
+    assert trainer.log_dir == str(tmp_path / "ember_logs" / "version_0")
+
+
+def test_the_default_loggers_experiment_takes_images_from_the_module(trainer_factory) -> None:
+    class Drawing(TinyModel):
+        def on_train_epoch_end(self) -> None:
+            self.logger.experiment.add_image("weights", self.layer.weight.detach()[None], self.global_step)
+
+    trainer = trainer_factory(logger=True, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(Drawing())
+    events = EventAccumulator(trainer.log_dir)
+    events.Reload()
+    assert events.Tags()["images"] == ["weights"]
+    assert [image.step for image in events.Images("weights")] == [2]
 
 
 def test_logger_false_means_none_and_log_dir_is_default_root_dir(trainer_factory, tmp_path) -> None:
@@ -152,7 +174,7 @@ def test_checkpoints_keep_each_loggers_state(trainer_factory, tmp_path) -> None:
     trainer.fit(TinyModel())
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
-    assert checkpoint["loggers"] == {"CSVLogger": {"name": "ember_logs", "version": "run-a"}}
+    assert checkpoint["loggers"] == {"CSVLogger": {"name": "ember_logs", "version": "run-a", "rows": 1}}
 
 
 def test_the_stand_in_experiment_of_other_ranks_accepts_any_call() -> None:
@@ -165,4 +187,33 @@ def test_the_stand_in_experiment_of_other_ranks_accepts_any_call() -> None:
 def test_log_dir_of_a_finished_fit_holds_the_run_files(trainer_factory, tmp_path) -> None:
     trainer = trainer_factory(logger=True, max_epochs=1, limit_train_batches=2, log_every_n_steps=1)
     trainer.fit(TinyModel())
-    assert sorted(path.name for path in Path(trainer.log_dir).iterdir()) == ["hparams.yaml", "metrics.csv"]
+    names = sorted(path.name for path in Path(trainer.log_dir).iterdir())
+    assert names[0].startswith("events.out.tfevents.") and names[1:] == ["hparams.yaml"]
+
+
+def test_a_version_is_claimed_by_creating_its_folder(tmp_path) -> None:
+    first, second = CSVLogger(tmp_path), TensorBoardLogger(tmp_path)
+    assert (first.version, second.version) == (0, 1)
+    assert sorted(path.name for path in (tmp_path / "ember_logs").iterdir()) == ["version_0", "version_1"]
+
+
+@pytest.mark.parametrize("name", ["ember_logs", None])
+def test_an_unwritable_save_dir_is_an_error_naming_the_folder(tmp_path, name) -> None:
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    with pytest.raises(OSError, match=r"CSVLogger cannot create its log folder .*blocker.*pass a writable save_dir"):
+        _ = CSVLogger(tmp_path / "blocker", name=name).version
+
+
+def test_an_unwritable_log_folder_fails_the_fit_before_the_first_batch(trainer_factory, tmp_path) -> None:
+    steps = []
+
+    class Counting(TinyModel):
+        def training_step(self, batch, batch_idx):
+            steps.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    trainer = trainer_factory(logger=CSVLogger(tmp_path / "blocker"), max_epochs=1)
+    with pytest.raises(OSError, match="cannot create its log folder"):
+        trainer.fit(Counting())
+    assert steps == []

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from ember.callbacks import ModelCheckpoint
 from ember.core.rank import rank_zero_only
 from ember.errors import EmberWarning
 from ember.loggers import CSVLogger
@@ -55,7 +56,7 @@ a_epoch,a_step,b,epoch,step,val
 def test_rows_match_lightning_for_step_epoch_and_validation_metrics(
     trainer_factory, counting_model, tmp_path, every, expected
 ) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=every, num_sanity_val_steps=0)
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), log_every_n_steps=every, num_sanity_val_steps=0)
     trainer.fit(counting_model())
     assert (tmp_path / "ember_logs" / "version_0" / "metrics.csv").read_text() == expected
 
@@ -63,7 +64,7 @@ def test_rows_match_lightning_for_step_epoch_and_validation_metrics(
 def test_validation_step_metrics_get_their_own_rows_counted_per_validation_batch(
     trainer_factory, counting_model, tmp_path
 ) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=4, num_sanity_val_steps=2)
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), log_every_n_steps=4, num_sanity_val_steps=2)
     trainer.fit(counting_model(val_step_metric=True))
     text = (tmp_path / "ember_logs" / "version_0" / "metrics.csv").read_text()
     # the sanity check logs nothing; validation batches count on across the fit; no epoch key
@@ -83,7 +84,9 @@ def test_validation_step_metrics_get_their_own_rows_counted_per_validation_batch
 
 
 def test_with_accumulation_only_batches_that_step_the_optimizer_log(trainer_factory, counting_model, tmp_path) -> None:
-    trainer = trainer_factory(logger=True, log_every_n_steps=1, accumulate_grad_batches=2, num_sanity_val_steps=0)
+    trainer = trainer_factory(
+        logger=CSVLogger(tmp_path), log_every_n_steps=1, accumulate_grad_batches=2, num_sanity_val_steps=0
+    )
     trainer.fit(counting_model())
     rows = read_rows(tmp_path / "ember_logs" / "version_0" / "metrics.csv")
     steps = [(row["step"], row["a_step"] or row["val"] or row["a_epoch"]) for row in rows]
@@ -132,8 +135,8 @@ def test_rows_are_written_every_flush_logs_every_n_steps(tmp_path) -> None:
     assert len(read_rows(Path(logger.metrics_file_path))) == 5
 
 
-def test_default_logger_writes_metrics_and_hparams_under_default_root_dir(trainer_factory, tmp_path) -> None:
-    trainer = trainer_factory(logger=True, max_epochs=1, log_every_n_steps=4)
+def test_metrics_and_hparams_go_under_save_dir_name_version(trainer_factory, tmp_path) -> None:
+    trainer = trainer_factory(logger=CSVLogger(tmp_path), max_epochs=1, log_every_n_steps=4)
     trainer.fit(TinyModel(lr=0.01))
     folder = tmp_path / "ember_logs" / "version_0"
     assert trainer.log_dir == str(folder)
@@ -203,3 +206,91 @@ def test_on_other_ranks_nothing_is_written(tmp_path, monkeypatch) -> None:
     logger.log_metrics({"loss": 1.0}, step=0)
     logger.finalize("success")
     assert not (tmp_path / "ember_logs").exists()
+
+
+def test_experiment_is_the_writer_of_metrics_csv_and_hparams_yaml(trainer_factory, counting_model, tmp_path) -> None:
+    class WritesDirectly(counting_model):  # type: ignore[misc, valid-type]
+        def on_train_end(self) -> None:
+            self.logger.experiment.log_hparams({"source": "experiment"})
+            self.logger.experiment.log_metrics({"extra": 42.0}, step=99)
+            self.logger.experiment.save()
+
+    logger = CSVLogger(tmp_path)
+    trainer_factory(logger=logger, max_epochs=1, limit_val_batches=0, log_every_n_steps=4).fit(WritesDirectly())
+    assert logger.experiment.metrics_file_path == logger.metrics_file_path
+    rows = read_rows(Path(logger.metrics_file_path))
+    assert (rows[-1]["extra"], rows[-1]["step"]) == ("42.0", "99")
+    assert yaml.safe_load((Path(logger.log_dir) / "hparams.yaml").read_text()) == {"source": "experiment"}
+
+
+def test_experiment_on_other_ranks_does_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    experiment = CSVLogger(tmp_path).experiment
+    experiment.log_metrics({"loss": 1.0})
+    experiment.save()
+    assert not (tmp_path / "ember_logs").exists()
+
+
+@pytest.mark.parametrize(
+    "saving",
+    [
+        {"every_n_epochs": 1},
+        {"every_n_train_steps": 3},
+        {"monitor": "val", "mode": "max", "save_on_train_epoch_end": False},
+    ],
+    ids=["epoch-end", "mid-epoch", "after-validation"],
+)
+@pytest.mark.filterwarnings("ignore:checkpoint directory .* exists and is not empty")
+def test_a_run_resumed_into_its_version_folder_continues_metrics_csv_without_duplicates(
+    trainer_factory, counting_model, tmp_path, saving
+) -> None:
+    flags = dict(max_epochs=3, log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer_factory(logger=CSVLogger(tmp_path / "whole"), **flags).fit(counting_model(epoch_end_metric=True))
+    whole = (tmp_path / "whole" / "ember_logs" / "version_0" / "metrics.csv").read_text()
+
+    checkpoints = ModelCheckpoint(tmp_path / "ckpt", save_top_k=-1, **saving)
+    first = trainer_factory(logger=CSVLogger(tmp_path / "cut"), callbacks=[checkpoints], **flags)
+    first.fit(counting_model(epoch_end_metric=True))
+    middle = sorted((tmp_path / "ckpt").iterdir(), key=lambda path: path.stat().st_mtime_ns)[1]
+    checkpoints = ModelCheckpoint(tmp_path / "ckpt", save_top_k=-1, **saving)
+    again = trainer_factory(logger=CSVLogger(tmp_path / "cut", version=0), callbacks=[checkpoints], **flags)
+    again.fit(counting_model(epoch_end_metric=True), ckpt_path=middle)
+    continued = (tmp_path / "cut" / "ember_logs" / "version_0" / "metrics.csv").read_text()
+    assert steps_and_epochs(continued) == steps_and_epochs(whole)  # no row lost, none twice
+    if "every_n_epochs" in saving:  # resumed mid-epoch, the epoch's means cover only the batches after resuming
+        assert continued == whole
+
+
+def steps_and_epochs(text: str) -> list[tuple[str, str]]:
+    return [(row["step"], row["epoch"]) for row in csv.DictReader(text.splitlines())]
+
+
+def test_rows_reach_the_file_at_every_epoch_end(trainer_factory, counting_model, tmp_path) -> None:
+    logger = CSVLogger(tmp_path, flush_logs_every_n_steps=1000)
+    on_disk = []
+
+    class Watching(counting_model):  # type: ignore[misc, valid-type]
+        def on_train_epoch_start(self) -> None:
+            on_disk.append(len(read_rows(Path(logger.metrics_file_path))) if self.current_epoch else 0)
+
+    trainer_factory(logger=logger, max_epochs=3, log_every_n_steps=1, limit_val_batches=0).fit(Watching())
+    assert on_disk == [0, 5, 10]  # four step rows and one epoch row per epoch
+
+
+def test_rows_reach_the_file_at_every_checkpoint(trainer_factory, counting_model, tmp_path) -> None:
+    logger = CSVLogger(tmp_path, flush_logs_every_n_steps=1000)
+    on_disk = []
+
+    class Counting(ModelCheckpoint):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            on_disk.append((checkpoint["global_step"], checkpoint["loggers"]["CSVLogger"]["rows"]))
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if on_disk:
+                assert len(read_rows(Path(logger.metrics_file_path))) >= on_disk[-1][1]
+
+    checkpoint = Counting(tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    trainer_factory(logger=logger, callbacks=[checkpoint], max_epochs=1, log_every_n_steps=1, limit_val_batches=0).fit(
+        counting_model()
+    )
+    assert on_disk == [(2, 1), (4, 3)]  # saved in on_train_batch_end, before that batch's row is logged

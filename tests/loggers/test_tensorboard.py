@@ -177,3 +177,28 @@ def test_on_other_ranks_nothing_is_written_and_experiment_does_nothing(tmp_path,
     logger.log_graph(torch.nn.Linear(1, 1), torch.zeros(1, 1))
     logger.finalize("success")
     assert not tmp_path.joinpath("ember_logs").exists()
+
+
+def test_the_event_file_is_flushed_at_every_checkpoint(trainer_factory, counting_model, tmp_path) -> None:
+    from ember.callbacks import ModelCheckpoint
+
+    logger = TensorBoardLogger(tmp_path, flush_secs=3600, max_queue=1000)
+    seen = []
+
+    class Reading(ModelCheckpoint):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            events = EventAccumulator(logger.log_dir)
+            events.Reload()
+            seen.append([event.step for event in events.Scalars("a_step")])
+
+    checkpoint = Reading(tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    trainer = trainer_factory(logger=logger, callbacks=[checkpoint], max_epochs=1, log_every_n_steps=1)
+    trainer.fit(counting_model())
+    assert seen == [[0], [0, 1, 2]]  # saved in on_train_batch_end, before that batch's row is logged
+
+
+def test_a_url_tensorboard_cannot_write_to_is_refused_with_the_accepted_ones() -> None:
+    from ember.loggers import TensorBoardLogger
+
+    with pytest.raises(ValueError, match=r"memory://x.*s3://.*CSVLogger"):
+        TensorBoardLogger(save_dir="memory://x")

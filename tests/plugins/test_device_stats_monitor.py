@@ -10,6 +10,7 @@ import torch
 
 from ember.callbacks import DeviceStatsMonitor
 from ember.errors import MisconfigurationError
+from ember.loggers import CSVLogger
 from ember.testing import TinyModel
 
 CPU_STATS = ("cpu_percent", "cpu_vm_percent", "cpu_swap_percent")
@@ -28,7 +29,8 @@ def run_fit(trainer_factory, monitor, **overrides):
     options = dict(
         max_epochs=1, limit_train_batches=3, limit_val_batches=2, num_sanity_val_steps=0, log_every_n_steps=1
     )
-    trainer = trainer_factory(logger=True, callbacks=[monitor], **{**options, **overrides})
+    trainer = trainer_factory(callbacks=[monitor], **{**options, **overrides})
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
     trainer.fit(TinyModel())
     return trainer
 
@@ -46,7 +48,8 @@ def test_logs_cpu_stats_around_every_train_and_validation_batch(trainer_factory)
 
 
 def test_logs_around_test_batches(trainer_factory) -> None:
-    trainer = trainer_factory(logger=True, callbacks=[DeviceStatsMonitor()], limit_test_batches=2, log_every_n_steps=1)
+    trainer = trainer_factory(callbacks=[DeviceStatsMonitor()], limit_test_batches=2, log_every_n_steps=1)
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
     trainer.test(TinyModel(), verbose=False)
     for hook in ("on_test_batch_start", "on_test_batch_end"):
         assert len(steps_of(trainer, f"DeviceStatsMonitor.{hook}/cpu_vm_percent")) == 2

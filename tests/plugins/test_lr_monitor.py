@@ -14,6 +14,7 @@ import torch
 
 from ember.callbacks import LambdaCallback, LearningRateMonitor
 from ember.errors import EmberWarning, MisconfigurationError
+from ember.loggers import CSVLogger
 from ember.testing import TinyModel
 
 
@@ -52,7 +53,8 @@ class Scheduled(TinyModel):
 
 def fit(trainer_factory, monitor, model, also=(), **overrides):
     options = {"max_epochs": 2, "limit_train_batches": 4, "limit_val_batches": 0, "log_every_n_steps": 1}
-    trainer = trainer_factory(logger=True, callbacks=[monitor, *also], **{**options, **overrides})
+    trainer = trainer_factory(callbacks=[monitor, *also], **{**options, **overrides})
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
     trainer.fit(model)
     return trainer
 

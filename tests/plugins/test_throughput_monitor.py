@@ -9,6 +9,7 @@ import pytest
 
 from ember.callbacks import LambdaCallback, ThroughputMonitor
 from ember.errors import EmberWarning
+from ember.loggers import CSVLogger
 from ember.plugins.throughput_monitor import Throughput
 from ember.testing import TinyModel
 
@@ -34,7 +35,9 @@ def trainer_for(trainer_factory, monitor, **overrides):
     options = dict(
         max_epochs=1, limit_train_batches=3, limit_val_batches=2, num_sanity_val_steps=0, log_every_n_steps=1
     )
-    return trainer_factory(logger=True, callbacks=[monitor], **{**options, **overrides})
+    trainer = trainer_factory(callbacks=[monitor], **{**options, **overrides})
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
+    return trainer
 
 
 def test_logs_training_throughput_at_every_step(trainer_factory) -> None:
@@ -69,13 +72,13 @@ def test_logs_validation_throughput_with_a_running_batch_count(trainer_factory) 
 def test_the_sanity_check_is_not_measured(trainer_factory) -> None:
     sanity = []
     trainer = trainer_factory(
-        logger=True,
         max_epochs=1,
         limit_train_batches=2,
         log_every_n_steps=1,
         check_val_every_n_epoch=2,  # no validation in this one epoch: only the sanity check validates
         callbacks=[ThroughputMonitor(batch_size), LambdaCallback(on_sanity_check_end=lambda *_: sanity.append(1))],
     )
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
     trainer.fit(Counted())
     assert sanity == [1]
     assert rows(trainer, "validate/") == []
@@ -115,12 +118,12 @@ def test_follows_log_every_n_steps(trainer_factory) -> None:
 
 def test_test_and_predict_runs_add_up(trainer_factory) -> None:
     trainer = trainer_factory(
-        logger=True,
         log_every_n_steps=1,
         limit_test_batches=2,
         limit_predict_batches=3,
         callbacks=[ThroughputMonitor(batch_size, window_size=2)],
     )
+    trainer.logger = CSVLogger(trainer.default_root_dir)  # these tests read metrics.csv
     model = Counted()
     trainer.test(model, verbose=False)
     trainer.test(model, verbose=False)

@@ -167,6 +167,7 @@ def _log_hyperparams(trainer: Trainer) -> None:
         if owner is not None and getattr(owner, "_log_hyperparams", False):
             params = {**(params or {}), **owner.hparams_initial}
     for logger in trainer.loggers:
+        _ = logger.log_dir  # file loggers claim their folder now: an unwritable one fails before the first batch
         if params is not None:
             logger.log_hyperparams(params)
         logger.log_graph(model)

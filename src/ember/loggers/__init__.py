@@ -1,8 +1,10 @@
-"""Loggers: where logged metrics and hyperparameters go. CSVLogger is the default.
+"""Loggers: where logged metrics and hyperparameters go. TensorBoardLogger is the default.
 
 Subclass :class:`Logger` to send them somewhere new and pass an instance as
-``Trainer(logger=...)``. Importing this package does not import torch or
-tensorboard; ``TensorBoardLogger`` loads on first use.
+``Trainer(logger=...)``. Importing this package does not import torch,
+tensorboard, mlflow or wandb; ``TensorBoardLogger``, ``MLFlowLogger`` and
+``WandbLogger`` load on first use (the last two need ``ember[mlflow]`` and
+``ember[wandb]``).
 """
 
 from __future__ import annotations
@@ -13,29 +15,47 @@ from ember.loggers.base import FileLogger, Logger
 from ember.loggers.csv_logger import CSVLogger
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ember.loggers.mlflow import MLFlowLogger
     from ember.loggers.tensorboard import TensorBoardLogger
+    from ember.loggers.wandb import WandbLogger
 
-__all__ = ["CSVLogger", "FileLogger", "Logger", "TensorBoardLogger", "resolve_loggers"]
+__all__ = [
+    "CSVLogger",
+    "FileLogger",
+    "Logger",
+    "MLFlowLogger",
+    "TensorBoardLogger",
+    "WandbLogger",
+    "default_logger",
+    "resolve_loggers",
+]
+
+_LAZY = {
+    "MLFlowLogger": "ember.loggers.mlflow",
+    "TensorBoardLogger": "ember.loggers.tensorboard",
+    "WandbLogger": "ember.loggers.wandb",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TensorBoardLogger":
-        from ember.loggers.tensorboard import TensorBoardLogger
+    if name in _LAZY:
+        from importlib import import_module
 
-        return TensorBoardLogger
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ember.loggers' has no attribute {name!r}")
 
 
 def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
     """The Trainer's ``logger`` flag as a list of loggers.
 
-    None or True give a :class:`CSVLogger` in ``default_root_dir``; False
-    gives none; a Logger, or a list or tuple of them, is used as given.
+    None or True give a :class:`TensorBoardLogger` in ``default_root_dir``, or a
+    :class:`CSVLogger` where the ``tensorboard`` package is missing, as Lightning
+    does; False gives none; a Logger, or a list or tuple of them, is used as given.
     """
     from ember.errors import MisconfigurationError
 
     if logger is None or logger is True:
-        return [CSVLogger(save_dir=default_root_dir)]
+        return [default_logger(default_root_dir)]
     if logger is False:
         return []
     loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
@@ -46,3 +66,18 @@ def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
                 "None, a Logger or a list of Loggers"
             )
     return loggers
+
+
+def default_logger(save_dir: str) -> Logger:
+    """``Trainer(logger=True)``'s logger: TensorBoard's when the package is importable and can write to
+    ``save_dir`` (a local folder, s3://, gs://, hdfs://), else CSV."""
+    from importlib.util import find_spec
+
+    if find_spec("tensorboard") is None:
+        return CSVLogger(save_dir=save_dir)
+    from ember.loggers.tensorboard import TensorBoardLogger, writes_to
+
+    if not writes_to(save_dir):
+        return CSVLogger(save_dir=save_dir)
+
+    return TensorBoardLogger(save_dir=save_dir)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from ember.core import filesystem
@@ -124,9 +125,17 @@ class FileLogger(Logger):
 
     @property
     def version(self) -> int | str:
-        """The version given, or the next free ``version_N`` number, fixed on first use."""
+        """The version given, or the next free ``version_N`` number, fixed on first use.
+
+        On global rank 0 the number is claimed by creating its folder, so runs started
+        together in one folder each get their own; other ranks only look.
+        """
         if self._version is None:
-            self._version = next_version(os.path.join(self._save_dir, self._name))
+            root = os.path.join(self._save_dir, self._name)
+            if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+                self._version = claim_version(root, type(self).__name__)
+            else:
+                self._version = next_version(root)
         return self._version
 
     @property
@@ -181,6 +190,26 @@ def next_version(root: str | os.PathLike[str]) -> int:
     return max(found) + 1 if found else 0
 
 
+def claim_version(root: str | os.PathLike[str], owner: str = "logger") -> int:
+    """Create the next free ``root/version_N`` folder and return N; mkdir is atomic, so no two runs get one N."""
+    number = next_version(root)
+    folder = os.fspath(root)
+    if filesystem.is_remote(root):  # no exclusive create on object stores: the next free number, as Lightning
+        filesystem.makedirs(filesystem.join(root, f"version_{number}"))
+        return number
+    try:
+        os.makedirs(folder, exist_ok=True)
+        while True:
+            folder = os.path.join(root, f"version_{number}")
+            try:
+                os.mkdir(folder)
+                return number
+            except FileExistsError:
+                number += 1
+    except OSError as error:
+        raise OSError(f"{owner} cannot create its log folder {folder!r}: {error}; pass a writable save_dir") from error
+
+
 def as_params(params: Mapping[str, Any] | Namespace | None) -> dict[str, Any]:
     """Hyperparameters as a plain dict, whether given as a mapping, an argparse Namespace or None."""
     if params is None:
@@ -188,6 +217,33 @@ def as_params(params: Mapping[str, Any] | Namespace | None) -> dict[str, Any]:
     if isinstance(params, Namespace):
         return dict(vars(params))
     return dict(params)
+
+
+def flatten_params(params: Mapping[str, Any], parent: str = "", separator: str = "/") -> dict[str, Any]:
+    """Nested hyperparameters as one level, names joined with "/": ``{"a": {"b": 1}}`` gives ``{"a/b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{parent}{separator}{key}" if parent else str(key)
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        elif isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, MutableMapping):
+            flat.update(flatten_params(value, name, separator))
+        elif isinstance(value, list) and value and all(isinstance(item, MutableMapping) for item in value):
+            for index, item in enumerate(value):
+                flat.update(flatten_params(item, f"{name}{separator}{index}", separator))
+        else:
+            flat[name] = value
+    return flat
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Raise ModuleNotFoundError naming the extra to install when ``module`` cannot be imported."""
+    from importlib.util import find_spec
+
+    if find_spec(module) is None:
+        raise ModuleNotFoundError(f'{what} needs the {module} package, an optional extra: pip install "ember[{extra}]"')
 
 
 def _number(value: Any) -> Any:

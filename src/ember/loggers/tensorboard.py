@@ -11,16 +11,26 @@ from __future__ import annotations
 import os
 import warnings
 from argparse import Namespace
-from collections.abc import Mapping, MutableMapping
-from dataclasses import asdict, is_dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ember.core import filesystem
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, FileLogger, save_hparams_yaml
+from ember.loggers.base import DummyExperiment, FileLogger, flatten_params, save_hparams_yaml
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.utils.tensorboard import SummaryWriter
+
+
+#: URL protocols TensorBoard's own file layer writes to.
+TENSORBOARD_PROTOCOLS = ("s3", "gs", "hdfs")
+
+
+def writes_to(save_dir: str | os.PathLike[str]) -> bool:
+    """Whether TensorBoard can write event files under ``save_dir``: a local folder or one of its protocols."""
+    text = filesystem.normalize(save_dir)
+    return not filesystem.is_remote(text) or text.split("://", 1)[0] in TENSORBOARD_PROTOCOLS
 
 
 class TensorBoardLogger(FileLogger):
@@ -49,6 +59,11 @@ class TensorBoardLogger(FileLogger):
         sub_dir: str | os.PathLike[str] | None = None,
         **summary_writer_kwargs: Any,
     ) -> None:
+        if not writes_to(save_dir):
+            raise ValueError(
+                f"TensorBoardLogger(save_dir={os.fspath(save_dir)!r}): TensorBoard writes event files only to local "
+                f"folders and {', '.join(p + '://' for p in TENSORBOARD_PROTOCOLS)} URLs; use CSVLogger for this URL"
+            )
         super().__init__(save_dir, name, version, prefix)
         self._log_graph = log_graph
         self._default_hp_metric = default_hp_metric
@@ -121,7 +136,7 @@ class TensorBoardLogger(FileLogger):
         from torch.utils.tensorboard.summary import hparams
 
         self.log_metrics(metrics, step)
-        flat = _sanitize(_flatten(params))
+        flat = _sanitize(flatten_params(params))
         writer = self.experiment._get_file_writer()
         for summary in hparams(flat, dict(metrics)):
             writer.add_summary(summary, step)
@@ -174,6 +189,11 @@ class TensorBoardLogger(FileLogger):
             self._experiment.flush()
             self._experiment.close()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Name and version; the event file is flushed first, so it holds what the checkpoint covers."""
+        self.save()
+        return super().state_dict()
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_experiment"] = None
@@ -194,25 +214,6 @@ def _to_model_device(model: Any, input_array: Any) -> Any:
     if isinstance(input_array, tuple):
         return tuple(item.to(device) if isinstance(item, torch.Tensor) else item for item in input_array)
     return input_array.to(device)
-
-
-def _flatten(params: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
-    """Nested hyperparameters as one level, names joined with "/": ``{"a": {"b": 1}}`` gives ``{"a/b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{parent}/{key}" if parent else str(key)
-        if is_dataclass(value) and not isinstance(value, type):
-            value = asdict(value)
-        elif isinstance(value, Namespace):
-            value = vars(value)
-        if isinstance(value, MutableMapping):
-            flat.update(_flatten(value, name))
-        elif isinstance(value, list) and value and all(isinstance(item, MutableMapping) for item in value):
-            for index, item in enumerate(value):
-                flat.update(_flatten(item, f"{name}/{index}"))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _sanitize(params: dict[str, Any]) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def test_ddp_writes_one_checkpoint_file_per_save(tmp_path: Path) -> None:
     assert checkpoints == ["epoch=1-step=8.ckpt"]
     first, second = results(tmp_path)
     assert first["best"] == second["best"] and first["best"].endswith("epoch=1-step=8.ckpt")
-    assert len(list(tmp_path.rglob("metrics.csv"))) == 1  # loggers write once
+    assert len(list(tmp_path.rglob("events.out.tfevents.*"))) == 1  # loggers write once
 
 
 def test_early_stopping_ends_both_ranks_on_the_same_epoch(tmp_path: Path) -> None:

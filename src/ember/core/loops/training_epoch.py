@@ -148,6 +148,8 @@ class TrainingEpoch:
             self._epoch_end_late(trainer=trainer, pl_module=trainer.lightning_module)
         logged = trainer._metrics.end_epoch()
         trainer._log_to_loggers(logged, step=max(progress.stepped_batches - 1, 0))
+        for logger in trainer.loggers if trainer.is_global_zero else ():
+            logger.save()  # every finished epoch's rows reach disk
         if trainer.lr_scheduler_configs and self.optimization.automatic and not cut:
             self._step_schedulers("epoch", plateau=True)
         progress.epoch += 1

@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import Any
 
 from ember.callback import Callback
-from ember.markers import hookimpl, hookspec
+from ember.markers import hookimpl, hookspec, order
 from ember.version import __version__
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "hookspec",
+    "order",
     "rank_zero_only",
     "seed_everything",
 ]

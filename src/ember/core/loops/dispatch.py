@@ -92,3 +92,17 @@ def call_batch_hook(
     if name in trainer._module_hooks:
         args = (batch, batch_idx) if outputs is _NO_OUTPUTS else (outputs, batch, batch_idx)
         getattr(module, name)(*args, *((dataloader_idx,) if several else ()))
+
+
+def replaced(caller: Any, trainer: Trainer, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> Any:
+    """What a two-way outputs hook (``ember_validation_outputs``, ...) returns, or ``outputs`` when it returns None."""
+    trainer._fx = caller.__name__
+    result = caller(
+        trainer=trainer,
+        pl_module=trainer.lightning_module,
+        outputs=outputs,
+        batch=batch,
+        batch_idx=batch_idx,
+        dataloader_idx=dataloader_idx,
+    )
+    return outputs if result is None else result

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.data import batches
-from ember.core.loops.dispatch import call_batch_hook, transfer_batch
+from ember.core.loops.dispatch import call_batch_hook, replaced, transfer_batch
 from ember.core.state import RunningStage, TrainerFn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +49,7 @@ def run_evaluation(
     fitting = trainer.state.fn == TrainerFn.FITTING
     grad_off = torch.inference_mode() if trainer.inference_mode and not fitting else torch.no_grad()
     batch_start, batch_end = f"on_{prefix}_batch_start", f"on_{prefix}_batch_end"
+    replace_outputs = trainer._callers.get(f"ember_{prefix}_outputs")
     with grad_off:
         trainer._hook(f"on_{prefix}_start")
         trainer._hook(f"on_{prefix}_epoch_start")
@@ -63,6 +64,8 @@ def run_evaluation(
                     trainer._fx = f"{prefix}_step"
                     with trainer._precision.forward_context():
                         output = step(batch, batch_idx, *extra)
+                    if replace_outputs is not None:
+                        output = replaced(replace_outputs, trainer, output, batch, batch_idx, dataloader_idx)
                     call_batch_hook(trainer, batch_end, batch, batch_idx, dataloader_idx, several, output)
                     if stage != RunningStage.SANITY_CHECKING:
                         seen = trainer._seen_eval_batches

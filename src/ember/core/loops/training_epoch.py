@@ -36,6 +36,7 @@ class TrainingEpoch:
         self._batch_end = trainer._callers.get("on_train_batch_end")
         self._module_batch_start = "on_train_batch_start" in trainer._module_hooks
         self._module_batch_end = "on_train_batch_end" in trainer._module_hooks
+        self._replace_batch = trainer._callers.get("ember_train_batch")
         late = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls() if impl.trylast}
         everyone = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls()}
         self._epoch_end_early = manager.subset_hook_caller("on_train_epoch_end", late)
@@ -50,7 +51,7 @@ class TrainingEpoch:
         _set_sampler_epoch(loader, progress.epoch)
         iterator = self._open_epoch(loader, trainer.num_training_batches)
         store, optimization = trainer._metrics, self.optimization
-        batch_start, batch_end = self._batch_start, self._batch_end
+        batch_start, batch_end, replace_batch = self._batch_start, self._batch_end, self._replace_batch
         module_start, module_end = self._module_batch_start, self._module_batch_end
         transfer = needs_transfer(trainer)
         finish = self._finish_batch
@@ -66,7 +67,11 @@ class TrainingEpoch:
                     batch_start(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
                 if module_start and module.on_train_batch_start(batch, batch_idx) == -1:  # type: ignore[union-attr]
                     break
-                outputs = optimization.run(batch, batch_idx, is_last)
+                if replace_batch is not None:
+                    step_batch = replace_batch(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
+                    outputs = optimization.run(batch if step_batch is None else step_batch, batch_idx, is_last)
+                else:
+                    outputs = optimization.run(batch, batch_idx, is_last)
                 stepped = optimization.stepped and optimization.automatic
                 if stepped and trainer.lr_scheduler_configs:
                     self._step_schedulers("step", plateau=False, batch_idx=batch_idx)

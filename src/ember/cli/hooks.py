@@ -21,8 +21,7 @@ def _hook_lines() -> list[str]:
     for name in discovery.HOOK_ORDER + TWO_WAY_HOOKS:
         rows.append((f"{name}({', '.join(spec_argnames(name))})", _summary(getattr(hookspecs, name))))
     for name, (spec, origin) in sorted(discovery.declared_hooks().items()):
-        arguments = ", ".join(inspect.signature(spec).parameters)
-        rows.append((f"{name}({arguments})", f"{_summary(spec)}  [declared by {origin}]"))
+        rows.append((f"{name}({', '.join(spec.argnames)})", f"{_summary(spec.function)}  [declared by {origin}]"))
     width = max(len(signature) for signature, _ in rows)
     return [f"{signature.ljust(width)}  {summary}" for signature, summary in rows]
 
@@ -60,7 +59,9 @@ def _print_order(hook: str) -> int:
         order = manager.call_order(name)
         if not order and not hook:
             continue
-        rows = [(f"{n}.", plugin, manager.origin(plugin) or "-", why) for n, (plugin, _, why) in enumerate(order, 1)]
+        rows: list[tuple[str, ...]] = [
+            (f"{n}.", plugin, manager.origin(plugin) or "-", why) for n, (plugin, _, why) in enumerate(order, 1)
+        ]
         body = table(rows) if rows else "(no implementations)"
         blocks.append(name + "\n" + "\n".join("  " + line for line in body.splitlines()))
     print("\n\n".join(blocks) if blocks else "no plugin implements any hook")

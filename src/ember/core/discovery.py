@@ -238,13 +238,10 @@ def add_declared_hooks(
 
 
 def declared_hooks(settings: Settings | None = None) -> dict[str, tuple[Any, str]]:
-    """Hooks installed distributions declare: name -> (the spec function, ``"DIST VERSION"``)."""
+    """Hooks installed distributions declare: name -> (pluggy's ``HookSpec``, ``"DIST VERSION"``)."""
     manager = PluginManager()
     add_declared_hooks(manager, settings or load_settings())
-    return {
-        name: (getattr(manager.hook, name).spec.function, origin)  # type: ignore[union-attr]
-        for name, origin in manager.declared_by.items()
-    }
+    return {name: (getattr(manager.hook, name).spec, origin) for name, origin in manager.declared_by.items()}
 
 
 def class_hooks(
@@ -558,6 +555,15 @@ def project_manager() -> PluginManager:
         record = by_id[id(plugin)]
         manager.register(plugin, name=record.name, origin=record.origin)
     return manager
+
+
+def plugin_header(records: list[PluginRecord]) -> str | None:
+    """``plugins: DIST-VERSION, ...`` for the active third-party plugins (as pytest prints it), or None if none."""
+    seen: dict[str, None] = {}
+    for record in records:
+        if record.source != "builtin" and record.origin:
+            seen.setdefault(record.origin.replace(" ", "-"))
+    return "plugins: " + ", ".join(seen) if seen else None
 
 
 def replaced_defaults(user_plugins: list[Any]) -> set[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember.core.callbacks_list import as_callback_list
+from ember.core.discovery import plugin_header
 from ember.core.loops.evaluation import print_results, run_evaluation
 from ember.core.loops.optimization import Optimization
 from ember.core.optimizers import parse_optimizers
@@ -54,6 +55,8 @@ def run(
     stage = fn.value
     if datamodule is not None and callable(getattr(datamodule, "setup", None)):
         datamodule.setup(stage)
+    if fn == TrainerFn.FITTING and trainer.is_global_zero and (header := plugin_header(trainer._plugin_records)):
+        print(header)
     trainer._hook("setup", stage=stage)
     if "configure_model" in trainer._module_hooks:
         trainer._fx = "configure_model"

@@ -379,6 +379,7 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
                 report.reason = report.reason or "a logger: pass it to Trainer(logger=...)"
         except PluginFault as fault:
             report.status, report.reason, report.traceback = fault.status, fault.reason, fault.traceback
+    _mark_state_key_collisions(reports)
     known = {report.name for report in reports}
     for problem in missing_requirements(settings):
         reports.append(PluginReport(problem.split(" ", 1)[0], None, None, "required", "failed", problem))
@@ -386,6 +387,37 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
         if name not in known:
             reports.append(PluginReport(name, None, None, "entrypoint", "failed", _not_installed(name)))
     return reports
+
+
+def _mark_state_key_collisions(reports: list[PluginReport]) -> None:
+    """Fail active third-party plugins whose stateful callbacks share a state_key: every Trainer would refuse them."""
+    owners: dict[str, list[PluginReport]] = {}
+    for report in reports:
+        if report.status != "active" or report.source == "builtin" or report.kind not in ("callback", "factory"):
+            continue
+        try:
+            made = (
+                [report.value.__new__(report.value)]
+                if report.kind == "callback"
+                else instantiate(report.value, "factory", [])
+            )
+            keys = {
+                c.state_key for c in made if isinstance(c, Callback) and type(c).state_dict is not Callback.state_dict
+            }
+        except Exception:  # noqa: S112 - a key read from constructor state: the Trainer checks it
+            continue
+        for key in keys:
+            owners.setdefault(key, []).append(report)
+    for key, sharing in owners.items():
+        if len(sharing) < 2:
+            continue
+        for report in sharing:
+            others = ", ".join(f"{o.name!r} ({o.distribution} {o.version})" for o in sharing if o is not report)
+            report.status = "failed"
+            report.reason = (
+                f"its state_key {key!r} collides with plugin {others}: every Trainer would refuse both; "
+                f"disable one (EMBER_DISABLE_PLUGINS={report.name} or [tool.ember] disable_plugins)"
+            )
 
 
 def _unique(eps: tuple[EntryPoint, ...]) -> Iterator[tuple[EntryPoint, EntryPoint | None]]:
@@ -564,6 +596,19 @@ def plugin_header(records: list[PluginRecord]) -> str | None:
         if record.source != "builtin" and record.origin:
             seen.setdefault(record.origin.replace(" ", "-"))
     return "plugins: " + ", ".join(seen) if seen else None
+
+
+def collision_hint(records: list[PluginRecord], *callbacks: object) -> str:
+    """For a state_key collision: which of ``callbacks`` installed plugins contributed, and how to turn them off."""
+    by_id = {id(r.plugin): r for r in records if r.source != "builtin"}
+    parts = [
+        f"; {record.plugin!r} is plugin {record.name.split('#')[0]!r} from {record.origin}: disable it with "
+        f"Trainer(disable_plugins=[{record.name.split('#')[0]!r}]), EMBER_DISABLE_PLUGINS or "
+        "[tool.ember] disable_plugins"
+        for callback in callbacks
+        if (record := by_id.get(id(callback))) is not None
+    ]
+    return "".join(parts)
 
 
 def replaced_defaults(user_plugins: list[Any]) -> set[str]:

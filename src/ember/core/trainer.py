@@ -201,6 +201,7 @@ class Trainer(TrainerProperties):
                     f"two stateful callbacks share the state_key {key!r}: {seen[key]!r} and {callback!r}; "
                     "their states would overwrite each other in checkpoints. Give the class a state_key "
                     "property that tells instances apart (see Callback._generate_state_key)"
+                    + discovery.collision_hint(self._plugin_records, seen[key], callback)
                 )
             seen[key] = callback
 

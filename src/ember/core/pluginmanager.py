@@ -81,13 +81,16 @@ class PluginManager(pluggy.PluginManager):
 
     # ---------------------------------------------------------- registration
     def add_hookspecs(self, module_or_class: types.ModuleType | type, origin: str | None = None) -> None:
-        """Add hookspecs, as pluggy does, remembering their names and, for a distribution's, where they came from."""
+        """Add hookspecs, as pluggy does, remembering their names and, for a distribution's, where they came from.
+
+        A plugin may also carry its hookspecs as ``__ember_hookspecs__`` (a class or module): they are
+        added when it is registered, so it must come before the plugins implementing them.
+        """
         super().add_hookspecs(module_or_class)
-        for name in dir(module_or_class):
-            if hasattr(getattr(module_or_class, name, None), _SPEC_ATTR):
-                self.hook_names.add(name)
-                if origin is not None:
-                    self.declared_by[name] = origin
+        for name in _spec_names(module_or_class):
+            self.hook_names.add(name)
+            if origin is not None:
+                self.declared_by[name] = origin
 
     def register(self, plugin: object, name: str | None = None, origin: str | None = None) -> str | None:
         """Register a Callback or a hookimpl plugin; return its name, or None if the name is blocked.
@@ -99,6 +102,9 @@ class PluginManager(pluggy.PluginManager):
         name = name or self._unique_name(plugin)
         if origin is not None:
             self._origins[name] = origin
+        specs = getattr(plugin, "__ember_hookspecs__", None)
+        if specs is not None and not any(getattr(self.hook, h, None) for h in _spec_names(specs)):
+            self.add_hookspecs(specs, origin=origin or name)
         self._check_hook_names(plugin, name)
         if isinstance(plugin, Callback):
             face = CallbackHooks(plugin, self._label(plugin, name_given, origin), self.hook_names - HOOK_NAMES)
@@ -433,6 +439,10 @@ def _adapter(argnames: tuple[str, ...], count: int) -> Callable[[Callable[..., A
         exec(compile(source, f"<ember adapter {params}>", "exec"), namespace)  # noqa: S102
         _ADAPTERS[key] = namespace["make"]
     return _ADAPTERS[key]
+
+
+def _spec_names(holder: object) -> list[str]:
+    return [name for name in dir(holder) if hasattr(getattr(holder, name, None), _SPEC_ATTR)]
 
 
 def _ordinal(n: int) -> str:

@@ -429,3 +429,61 @@ def test_trace_logs_each_plugin_load_and_hook_call(extending, tmp_path: Path) ->
     result = train(full, tmp_path, env={"EMBER_TRACE_PLUGINS": "1", "MARKER": str(tmp_path / "marker")})
     assert "ember trace: loaded plugin 'impl' (ember_impl) from ember-impl 0.2.0 in" in result.stderr
     assert "ember trace: specs_on_epoch_loss [impl]" in result.stderr
+
+
+# ------------------------------------------------------------- ember plugins install / uninstall
+def scratch_environment(root: Path) -> Path:
+    """A venv that sees this environment's packages (ember, torch, pip) but installs into its own site-packages."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    query = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([python, "-c", query], capture_output=True, text=True, check=True).stdout.strip())
+    parents = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "parent_environment.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents)
+    )
+    return python
+
+
+def wheel(root: Path, package: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root)]
+    subprocess.run([*command, str(package)], check=True, timeout=600)
+    return next(root.glob(f"{package.name.replace('-', '_')}-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("install")
+    plain = make_package(root, "ember-not-a-plugin", "VALUE = 1\n", {})
+    good = make_package(
+        root, "ember-good", "import ember\nclass Plugin(ember.Callback):\n    pass\n", {"good": "ember_good:Plugin"}
+    )
+    return scratch_environment(root), wheel(root / "wheels", plain), wheel(root / "wheels", good)
+
+
+def ember_in(python: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMBER_", "PYTHONPATH"))}
+    environment["PIP_NO_INDEX"] = "1"
+    return subprocess.run([str(python), "-m", *arguments], capture_output=True, text=True, env=environment, timeout=600)
+
+
+def test_installing_a_package_without_an_entry_point_leaves_pip_freeze_unchanged(scratch) -> None:
+    python, plain, _ = scratch
+    before = ember_in(python, "pip", "freeze").stdout
+    result = ember_in(python, "ember", "plugins", "install", str(plain))
+    assert result.returncode == 1
+    assert "ember-not-a-plugin declares no ember.plugins entry point" in result.stderr
+    assert "rolled back" in result.stderr
+    assert ember_in(python, "pip", "freeze").stdout == before
+
+
+def test_a_plugin_installs_loads_and_uninstalls_by_entry_point_name(scratch) -> None:
+    python, _, good = scratch
+    before = ember_in(python, "pip", "freeze").stdout
+    result = ember_in(python, "ember", "plugins", "install", str(good))
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads(ember_in(python, "ember", "plugins", "list", "--json").stdout)
+    assert {"name": "good", "status": "active"}.items() <= next(e for e in listed if e["name"] == "good").items()
+    assert ember_in(python, "ember", "plugins", "uninstall", "good").returncode == 0
+    assert ember_in(python, "pip", "freeze").stdout == before

@@ -140,3 +140,16 @@ def test_the_reason_for_each_position_is_given() -> None:
 def test_order_rejects_what_is_not_a_plugin_reference() -> None:
     with pytest.raises(TypeError, match="accepted are entry-point or plugin names"):
         ember.order(after=3)  # type: ignore[arg-type]
+
+
+def test_a_hookimpl_function_declares_order_for_its_hook() -> None:
+    class Early:
+        @ember.order(before=Plain)
+        @ember.hookimpl
+        def on_train_start(self, trainer: Any) -> None:
+            calls.append("Early")
+
+    manager = PluginManager()
+    manager.register(Plain())
+    manager.register(Early())
+    assert call_order(manager, "on_train_start") == ["Early", "Plain"]

@@ -20,6 +20,7 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from ember import hookspecs
 from ember.callback import Callback
 from ember.core.ordering import Node, declaration, resolve
 from ember.errors import PluginError
-from ember.markers import PROJECT_NAME
+from ember.markers import ORDER_ATTR, PROJECT_NAME, Order
 
 #: Lightning's Callback hooks: what a Callback method of the same name implements, called positionally.
 HOOK_NAMES: frozenset[str] = frozenset(
@@ -78,6 +79,8 @@ class PluginManager(pluggy.PluginManager):
         self._inner_hookexec = self._call_implementations
         #: Call ``*_end`` hooks and ``teardown`` in reverse registration order (``end_hooks = "reverse"``).
         self.reverse_end_hooks = False
+        #: Whether any plugin registered so far declared an order: until then, sorting is all it takes.
+        self._declared = False
 
     # ---------------------------------------------------------- registration
     def add_hookspecs(self, module_or_class: types.ModuleType | type, origin: str | None = None) -> None:
@@ -118,7 +121,9 @@ class PluginManager(pluggy.PluginManager):
             self._faces[id(plugin)] = face  # type: ignore[assignment]
         self._rank[id(face)] = self._next_rank
         self._next_rank += 1
-        for caller in self.get_hookcallers(face) or ():
+        callers = self.get_hookcallers(face) or []
+        self._declared = self._declared or _declares_order(plugin, face, callers)
+        for caller in callers:
             self._arrange(caller)
             self._note_plain(caller)
         return registered
@@ -203,6 +208,10 @@ class PluginManager(pluggy.PluginManager):
     # ------------------------------------------------------------------ order
     def _arrange(self, caller: pluggy.HookCaller) -> None:
         """Put a hook's implementations in call order: pluggy's groups, registration order, declared constraints."""
+        if not self._declared:
+            reverse = self.reverse_end_hooks and (caller.name.endswith("_end") or caller.name == "teardown")
+            caller._hookimpls.sort(key=self._group_key(1 if reverse else -1))
+            return
         calls = self._nodes(caller)
         wrappers = [n for n in calls if n.impl.wrapper or n.impl.hookwrapper]
         plain = [n for n in calls if not (n.impl.wrapper or n.impl.hookwrapper)]
@@ -214,15 +223,7 @@ class PluginManager(pluggy.PluginManager):
     def _nodes(self, caller: pluggy.HookCaller) -> list[Node]:
         """The implementations of a hook in their order before declared constraints, as graph nodes."""
         reverse = self.reverse_end_hooks and (caller.name.endswith("_end") or caller.name == "teardown")
-        sign = 1 if reverse else -1
-        impls = sorted(
-            caller.get_hookimpls(),
-            key=lambda impl: (
-                bool(impl.wrapper or impl.hookwrapper),
-                int(impl.tryfirst) - int(impl.trylast),
-                sign * self._rank.get(id(impl.plugin), -1),
-            ),
-        )
+        impls = sorted(caller.get_hookimpls(), key=self._group_key(1 if reverse else -1))
         ordinal = {r: n for n, r in enumerate(sorted(self._rank.values()), 1)}
         nodes = []
         for impl in reversed(impls):
@@ -235,6 +236,15 @@ class PluginManager(pluggy.PluginManager):
             reason = ", ".join(filter(None, [group.strip(), position, "end hooks reversed" if reverse else ""]))
             nodes.append(Node(impl.plugin_name, plugin, impl, reason, before, after))
         return nodes
+
+    def _group_key(self, sign: int) -> Callable[[pluggy.HookImpl], tuple[bool, int, int]]:
+        """pluggy's storage order (trylast, plain, tryfirst, then wrappers; each last-called first) by rank."""
+        rank = self._rank
+        return lambda impl: (
+            bool(impl.wrapper or impl.hookwrapper),
+            int(impl.tryfirst) - int(impl.trylast),
+            sign * rank.get(id(impl.plugin), -1),
+        )
 
     def call_order(self, hook_name: str) -> list[tuple[str, object, str]]:
         """``(plugin name, plugin, why it is there)`` for each implementation of a hook, in call order."""
@@ -318,11 +328,13 @@ class PluginManager(pluggy.PluginManager):
         return label + (f" (from {origin})" if origin else "")
 
     def _check_hook_names(self, plugin: object, name: str) -> None:
-        for attr in dir(plugin):
-            if isinstance(plugin, Callback):  # only marked methods, without running properties
-                opts = getattr(inspect.getattr_static(plugin, attr, None), _IMPL_ATTR, None)
-            else:
-                opts = super().parse_hookimpl_opts(plugin, attr)
+        marked: dict[str, Any]
+        if isinstance(plugin, Callback):  # only marked methods, without running properties
+            marked = {**_marked_methods(type(plugin)), **_marked_values(vars(plugin))}  # type: ignore[arg-type]
+        else:
+            parse = super().parse_hookimpl_opts
+            marked = {attr: parse(plugin, attr) for attr in dir(plugin)}
+        for attr, opts in marked.items():
             if opts is None or opts.get("optionalhook"):
                 continue
             hook_name = opts.get("specname") or attr
@@ -439,6 +451,32 @@ def _adapter(argnames: tuple[str, ...], count: int) -> Callable[[Callable[..., A
         exec(compile(source, f"<ember adapter {params}>", "exec"), namespace)  # noqa: S102
         _ADAPTERS[key] = namespace["make"]
     return _ADAPTERS[key]
+
+
+@functools.cache
+def _marked_methods(cls: type) -> dict[str, dict[str, Any]]:
+    """A class's ``@hookimpl``-marked attributes with their options, the most derived definition winning."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        found.update({attr: getattr(value, _IMPL_ATTR, None) for attr, value in vars(klass).items()})
+    return {attr: opts for attr, opts in found.items() if opts is not None}
+
+
+def _marked_values(namespace: Mapping[str, object]) -> dict[str, dict[str, Any]]:
+    return {attr: opts for attr, value in namespace.items() if (opts := getattr(value, _IMPL_ATTR, None)) is not None}
+
+
+def _declares_order(plugin: object, face: object, callers: Sequence[pluggy.HookCaller]) -> bool:
+    """Whether ``plugin`` carries an ``ember.order`` declaration, on itself or one of its hook functions."""
+    if isinstance(getattr(plugin, ORDER_ATTR, None), Order):
+        return True
+    for caller in callers:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is face:
+                source = face.targets.get(caller.name) if isinstance(face, CallbackHooks) else impl.function
+                if isinstance(getattr(getattr(source, "__func__", source), ORDER_ATTR, None), Order):
+                    return True
+    return False
 
 
 def _spec_names(holder: object) -> list[str]:

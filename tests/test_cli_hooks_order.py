@@ -44,3 +44,9 @@ def test_order_of_every_hook_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines()[-1] == "False"
     assert "on_train_epoch_end\n  1.  model_checkpoint" in result.stdout
+
+
+def test_a_missing_required_plugin_is_reported_not_raised(project: Path, capsys) -> None:
+    (project / "pyproject.toml").write_text('[tool.ember]\nrequired_plugins = ["ember-zzz"]\n')
+    assert main(["hooks", "--order"]) == 1
+    assert "ember-zzz is required" in capsys.readouterr().err

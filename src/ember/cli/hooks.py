@@ -8,9 +8,10 @@ import sys
 from typing import Any
 
 from ember import hookspecs
-from ember.cli.common import OK, USAGE, table
+from ember.cli.common import FAILED, OK, USAGE, table
 from ember.core import discovery
 from ember.core.pluginmanager import spec_argnames
+from ember.errors import PluginError
 from ember.hookspecs import TWO_WAY_HOOKS
 
 
@@ -47,7 +48,11 @@ def register(commands: Any) -> None:
 
 def _print_order(hook: str) -> int:
     """Each hook's implementations in call order for a default Trainer here, with why each is where it is."""
-    manager = discovery.project_manager()
+    try:
+        manager = discovery.project_manager()
+    except PluginError as error:  # a required plugin missing, a cycle, strict mode
+        print(f"ember: {error}", file=sys.stderr)
+        return FAILED
     known = [*discovery.HOOK_ORDER, *TWO_WAY_HOOKS, *sorted(manager.declared_by)]
     if hook and hook not in known:
         close = difflib.get_close_matches(hook, known, n=1)

@@ -10,7 +10,7 @@ from typing import Any
 from ember import hookspecs
 from ember.cli.common import FAILED, OK, USAGE, table
 from ember.core import discovery
-from ember.core.pluginmanager import spec_argnames
+from ember.core.pluginmanager import PluginManager, spec_argnames
 from ember.errors import PluginError
 from ember.hookspecs import TWO_WAY_HOOKS
 
@@ -49,7 +49,7 @@ def register(commands: Any) -> None:
 def _print_order(hook: str) -> int:
     """Each hook's implementations in call order for a default Trainer here, with why each is where it is."""
     try:
-        manager = discovery.project_manager()
+        manager = _project_manager()
     except PluginError as error:  # a required plugin missing, a cycle, strict mode
         print(f"ember: {error}", file=sys.stderr)
         return FAILED
@@ -71,6 +71,22 @@ def _print_order(hook: str) -> int:
         blocks.append(name + "\n" + "\n".join("  " + line for line in body.splitlines()))
     print("\n\n".join(blocks) if blocks else "no plugin implements any hook")
     return OK
+
+
+def _project_manager() -> PluginManager:
+    """A plugin manager holding what a default Trainer in this folder would register, constructors not run."""
+    from types import SimpleNamespace
+
+    from ember.core.callbacks_list import arrange_callbacks
+
+    manager = PluginManager()
+    stand_in = SimpleNamespace(max_time=None, fast_dev_run=False, plugin_manager=manager)
+    records = discovery.plugins_for_trainer(stand_in, [], None, None, None, None, None, bare=True)  # type: ignore[arg-type]
+    by_id = {id(r.plugin): r for r in records}
+    for plugin in arrange_callbacks([r.plugin for r in records]):
+        record = by_id[id(plugin)]
+        manager.register(plugin, name=record.name, origin=record.origin)
+    return manager
 
 
 def _print_hooks() -> int:

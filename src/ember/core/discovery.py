@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember import hookspecs
 from ember.callback import Callback
+from ember.core import trust
 from ember.core.entry_points import GROUP, SPECS_GROUP, EntryPoint, installed
 from ember.core.entry_points import clear_cache as _clear_scans
 from ember.core.pluginmanager import HOOK_NAMES, PluginManager, UnknownHookError
@@ -162,7 +163,11 @@ def hooks_of(
     try:
         scratch.register(plugin, name=name, origin=origin)
     except UnknownHookError as error:
-        raise _needs(error, requires) from None
+        reason = trust.needs(error.hook_name, requires)
+        if reason is not None:
+            raise PluginFault(reason, status="needs") from None
+        message = str(error)
+        raise PluginFault(message[message.index("implements") :]) from None
     except PluginError as error:
         message = str(error)
         for prefix in (f"plugin {scratch.describe(name)}", f"callback {scratch.describe(name)}"):
@@ -172,46 +177,6 @@ def hooks_of(
     implemented = {caller.name for caller in scratch.get_hookcallers(face) or ()}
     scratch.unregister(name=name)
     return tuple(hook for hook in HOOK_ORDER if hook in implemented) + tuple(sorted(implemented - set(HOOK_ORDER)))
-
-
-def _needs(error: UnknownHookError, requires: tuple[str, ...]) -> PluginFault:
-    """``needs DIST`` when a distribution the plugin requires is missing or its hookspecs did not load."""
-    import importlib.metadata
-
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    missing, unloaded = [], []
-    for line in requires:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-            continue
-        if requirement.name.lower() in ("ember", "torch"):
-            continue
-        try:
-            importlib.metadata.distribution(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(requirement.name)
-            continue
-        if any(ep.distribution.lower() == requirement.name.lower() for ep in installed(SPECS_GROUP)):
-            unloaded.append(requirement.name)
-    hook = error.hook_name
-    if missing:
-        return PluginFault(
-            f"needs {', '.join(missing)}: implements hook {hook!r}, which no loaded hookspec declares, and "
-            f"requires {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed",
-            status="needs",
-        )
-    if unloaded:
-        return PluginFault(
-            f"needs {', '.join(unloaded)}: implements hook {hook!r}, declared by {' or '.join(unloaded)}, "
-            "whose hookspecs did not load (blocked, not allowed, or failed)",
-            status="needs",
-        )
-    message = str(error)
-    return PluginFault(message[message.index("implements") :] if "implements" in message else message)
 
 
 def add_declared_hooks(
@@ -379,45 +344,14 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
                 report.reason = report.reason or "a logger: pass it to Trainer(logger=...)"
         except PluginFault as fault:
             report.status, report.reason, report.traceback = fault.status, fault.reason, fault.traceback
-    _mark_state_key_collisions(reports)
+    trust.mark_state_key_collisions(reports, instantiate)
     known = {report.name for report in reports}
-    for problem in missing_requirements(settings):
+    for problem in trust.missing_requirements(settings):
         reports.append(PluginReport(problem.split(" ", 1)[0], None, None, "required", "failed", problem))
     for name in settings.requested:
         if name not in known:
             reports.append(PluginReport(name, None, None, "entrypoint", "failed", _not_installed(name)))
     return reports
-
-
-def _mark_state_key_collisions(reports: list[PluginReport]) -> None:
-    """Fail active third-party plugins whose stateful callbacks share a state_key: every Trainer would refuse them."""
-    owners: dict[str, list[PluginReport]] = {}
-    for report in reports:
-        if report.status != "active" or report.source == "builtin" or report.kind not in ("callback", "factory"):
-            continue
-        try:
-            made = (
-                [report.value.__new__(report.value)]
-                if report.kind == "callback"
-                else instantiate(report.value, "factory", [])
-            )
-            keys = {
-                c.state_key for c in made if isinstance(c, Callback) and type(c).state_dict is not Callback.state_dict
-            }
-        except Exception:  # noqa: S112 - a key read from constructor state: the Trainer checks it
-            continue
-        for key in keys:
-            owners.setdefault(key, []).append(report)
-    for key, sharing in owners.items():
-        if len(sharing) < 2:
-            continue
-        for report in sharing:
-            others = ", ".join(f"{o.name!r} ({o.distribution} {o.version})" for o in sharing if o is not report)
-            report.status = "failed"
-            report.reason = (
-                f"its state_key {key!r} collides with plugin {others}: every Trainer would refuse both; "
-                f"disable one (EMBER_DISABLE_PLUGINS={report.name} or [tool.ember] disable_plugins)"
-            )
 
 
 def _unique(eps: tuple[EntryPoint, ...]) -> Iterator[tuple[EntryPoint, EntryPoint | None]]:
@@ -445,36 +379,6 @@ def _before_import(ep: EntryPoint, settings: Settings) -> tuple[str, str | None]
     return "active", None
 
 
-def missing_requirements(settings: Settings) -> list[str]:
-    """One line per ``required_plugins`` entry that installed plugin distributions do not meet."""
-    if not settings.required:
-        return []
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    versions = {canonicalize_name(ep.distribution): ep.version for ep in installed()}
-    problems = []
-    for line in settings.required:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as error:
-            problems.append(f"{line} is not a requirement ({error}); write e.g. 'ember-foo>=1.2'")
-            continue
-        version = versions.get(canonicalize_name(requirement.name))
-        if version is None:
-            problems.append(f"{line} is required but no installed distribution of that name has {GROUP} entry points")
-        elif not requirement.specifier.contains(version, prereleases=True):
-            problems.append(f"{line} is required but {requirement.name} {version} is installed")
-    return problems
-
-
-def check_required(settings: Settings) -> None:
-    """Raise :class:`~ember.errors.PluginError` naming every required plugin that is missing or too old."""
-    problems = missing_requirements(settings)
-    if problems:
-        raise PluginError("required plugins (required_plugins / EMBER_REQUIRED_PLUGINS): " + "; ".join(problems))
-
-
 def _not_installed(name: str) -> str:
     return f"{PLUGINS} names {name!r}, but no installed distribution has an {GROUP} entry point of that name"
 
@@ -498,7 +402,7 @@ def plugins_for_trainer(
     each one left out is a :class:`~ember.errors.PluginWarning`, once per process.
     """
     settings = load_settings(disable_plugins, strict)
-    check_required(settings)
+    trust.check_required(settings)
     trainer.plugin_manager.reverse_end_hooks = settings.reverse_end_hooks
     if settings.trace:
         trainer.plugin_manager.trace_calls()
@@ -571,44 +475,6 @@ def plugins_for_trainer(
         records += [PluginRecord(n, p, ep.origin, ep.source) for p, n in zip(plugins, names)]
     _report(faults, settings.strict)
     return records
-
-
-def project_manager() -> PluginManager:
-    """A plugin manager holding what a default Trainer in this folder would register, constructors not run."""
-    from types import SimpleNamespace
-
-    from ember.core.callbacks_list import arrange_callbacks
-
-    manager = PluginManager()
-    stand_in = SimpleNamespace(max_time=None, fast_dev_run=False, plugin_manager=manager)
-    records = plugins_for_trainer(stand_in, [], None, None, None, None, None, bare=True)  # type: ignore[arg-type]
-    by_id = {id(r.plugin): r for r in records}
-    for plugin in arrange_callbacks([r.plugin for r in records]):
-        record = by_id[id(plugin)]
-        manager.register(plugin, name=record.name, origin=record.origin)
-    return manager
-
-
-def plugin_header(records: list[PluginRecord]) -> str | None:
-    """``plugins: DIST-VERSION, ...`` for the active third-party plugins (as pytest prints it), or None if none."""
-    seen: dict[str, None] = {}
-    for record in records:
-        if record.source != "builtin" and record.origin:
-            seen.setdefault(record.origin.replace(" ", "-"))
-    return "plugins: " + ", ".join(seen) if seen else None
-
-
-def collision_hint(records: list[PluginRecord], *callbacks: object) -> str:
-    """For a state_key collision: which of ``callbacks`` installed plugins contributed, and how to turn them off."""
-    by_id = {id(r.plugin): r for r in records if r.source != "builtin"}
-    parts = [
-        f"; {record.plugin!r} is plugin {record.name.split('#')[0]!r} from {record.origin}: disable it with "
-        f"Trainer(disable_plugins=[{record.name.split('#')[0]!r}]), EMBER_DISABLE_PLUGINS or "
-        "[tool.ember] disable_plugins"
-        for callback in callbacks
-        if (record := by_id.get(id(callback))) is not None
-    ]
-    return "".join(parts)
 
 
 def replaced_defaults(user_plugins: list[Any]) -> set[str]:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember.core.callbacks_list import as_callback_list
-from ember.core.discovery import plugin_header
 from ember.core.loops.evaluation import print_results, run_evaluation
 from ember.core.loops.optimization import Optimization
 from ember.core.optimizers import parse_optimizers
 from ember.core.precision import Precision
 from ember.core.state import RunningStage, TrainerFn, TrainerStatus
+from ember.core.trust import plugin_header
 from ember.errors import MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -23,3 +23,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _one_thread() -> None:
     """Tiny models train faster on one thread, and results do not depend on the core count."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_third_party_plugins(ember_plugins: tuple[str, ...]) -> None:
+    """Installed third-party plugins stay out of every test unless it names them (ember.testing's isolation)."""

@@ -14,6 +14,7 @@ import ember
 from ember.cli import main
 from ember.core import discovery
 from ember.core.pluginmanager import HOOK_NAMES
+from ember.hookspecs import TWO_WAY_HOOKS
 
 KEYS = {"name", "distribution", "version", "source", "status", "reason", "hooks"}
 
@@ -107,7 +108,7 @@ def test_a_bad_environment_value_is_a_usage_error(
 def test_hooks_lists_every_hookspec_with_arguments_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hooks"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(HOOK_NAMES)
+    assert len(lines) == len(HOOK_NAMES) + len(TWO_WAY_HOOKS)
     assert lines[0].startswith("setup(trainer, pl_module, stage)")
     assert all(len(line.split("  ")) > 1 for line in lines)
 

@@ -9,6 +9,7 @@ import sys
 import ember
 from ember import hookspecs
 from ember.core.pluginmanager import HOOK_NAMES, spec_argnames
+from ember.hookspecs import TWO_WAY_HOOKS
 
 LIGHTNING_HOOKS = {
     "setup",
@@ -71,7 +72,7 @@ def test_every_hookspec_documents_when_it_fires_and_each_argument() -> None:
 def test_ember_hooks_prints_every_hookspec_with_its_arguments() -> None:
     result = subprocess.run([sys.executable, "-m", "ember", "hooks"], capture_output=True, text=True, check=True)
     lines = result.stdout.splitlines()
-    assert len(lines) == len(HOOK_NAMES)
+    assert len(lines) == len(HOOK_NAMES) + len(TWO_WAY_HOOKS)
     for name in HOOK_NAMES:
         assert any(line.startswith(f"{name}({', '.join(spec_argnames(name))})") for line in lines), name
 

@@ -57,13 +57,23 @@ def pip_install(target: Path, *sources: Path) -> None:
     subprocess.run([*command, *isolation, "--target", str(target), *map(str, sources)], check=True, timeout=600)
 
 
-def make_package(root: Path, dist: str, source: str, entry_points: dict[str, str], requires: str = "") -> Path:
-    """A one-module distribution with ``ember.plugins`` entry points, ready for pip."""
+def make_package(
+    root: Path,
+    dist: str,
+    source: str,
+    entry_points: dict[str, str],
+    requires: str = "",
+    hookspecs: dict[str, str] | None = None,
+) -> Path:
+    """A one-module distribution with ``ember.plugins`` (and ``ember.hookspecs``) entry points, ready for pip."""
     package = root / dist
     package.mkdir()
     module = dist.replace("-", "_")
     (package / f"{module}.py").write_text(dedent(source))
     entries = "".join(f'{name} = "{value}"\n' for name, value in entry_points.items())
+    if hookspecs:
+        entries += '\n[project.entry-points."ember.hookspecs"]\n'
+        entries += "".join(f'{name} = "{value}"\n' for name, value in hookspecs.items())
     dependencies = f'"{requires}"' if requires else ""
     (package / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
@@ -297,3 +307,183 @@ def test_a_scaffolded_plugin_installs_and_passes_its_tests(tmp_path: Path) -> No
     assert entries["epoch_counter"]["status"] == "active"
     result = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), folder=package)
     assert "3 passed" in result.stdout, result.stdout[-3000:]
+
+
+# ------------------------------------------------- plugins that extend ember (issue: new hooks, trust policy)
+SPECS = """
+import ember
+
+class Hooks:
+    @ember.hookspec
+    def specs_on_epoch_loss(self, trainer, value):
+        '''Called by ember-specs at the end of each training epoch with the epoch's loss.'''
+
+class Announcer(ember.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.plugin_manager.hook.specs_on_epoch_loss(trainer=trainer, value=1.5)
+"""
+
+IMPL = """
+import ember
+
+@ember.hookimpl
+def specs_on_epoch_loss(value):
+    print("impl received", value)
+"""
+
+MARKED = """
+import os, pathlib
+pathlib.Path(os.environ["MARKER"]).write_text("imported")
+
+import ember
+
+class Plugin(ember.Callback):
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def extending(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
+    """Two sites: one with a spec-declaring and an implementing distribution, one with the implementing one only."""
+    root = tmp_path_factory.mktemp("extending")
+    specs = make_package(
+        root, "ember-specs", SPECS, {"announcer": "ember_specs:Announcer"}, hookspecs={"specs": "ember_specs:Hooks"}
+    )
+    impl = make_package(root, "ember-impl", IMPL, {"impl": "ember_impl"}, requires="ember-specs")
+    allowed = make_package(
+        root,
+        "ember-allowed",
+        "import ember\nclass Plugin(ember.Callback):\n    pass\n",
+        {"allowed": "ember_allowed:Plugin"},
+    )
+    denied = make_package(root, "ember-denied", MARKED, {"denied": "ember_denied:Plugin"})
+    pip_install(root / "full", specs, impl, allowed, denied)
+    pip_install(root / "partial", impl)
+    (root / "work").mkdir()
+    return runner(root / "full", root / "work"), runner(root / "partial", root / "work")
+
+
+def test_a_plugin_calls_the_hooks_it_declared_and_another_distribution_implements(extending, tmp_path: Path) -> None:
+    full, _ = extending
+    result = train(full, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "impl received 1.5" in result.stdout
+
+
+def test_ember_hooks_lists_declared_hooks_with_their_distribution(extending) -> None:
+    full, _ = extending
+    lines = full(sys.executable, "-m", "ember", "hooks").stdout.splitlines()
+    line = next(line for line in lines if line.startswith("specs_on_epoch_loss(trainer, value)"))
+    assert line.endswith("[declared by ember-specs 0.2.0]")
+
+
+def test_an_implementation_of_a_missing_distributions_hook_is_left_out_as_needing_it(extending, tmp_path) -> None:
+    _, partial = extending
+    code, entries = listing(partial)
+    assert entries["impl"]["status"] == "needs" and entries["impl"]["reason"].startswith("needs ember-specs")
+    result = train(partial, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "plugin 'impl' (ember-impl 0.2.0) was left out (needs): needs ember-specs" in result.stderr
+
+
+def test_in_strict_mode_a_missing_declaring_distribution_is_an_error(extending, tmp_path: Path) -> None:
+    _, partial = extending
+    result = train(partial, tmp_path, env={"EMBER_STRICT_PLUGINS": "1"})
+    assert result.returncode != 0 and "PluginError" in result.stderr and "needs ember-specs" in result.stderr
+
+
+def test_the_fit_header_names_active_third_party_plugins_with_versions(extending, tmp_path: Path) -> None:
+    full, _ = extending
+    result = train(full, tmp_path, env={"MARKER": str(tmp_path / "marker")})
+    header = next(line for line in result.stdout.splitlines() if line.startswith("plugins: "))
+    assert {"ember-specs-0.2.0", "ember-impl-0.2.0", "ember-allowed-0.2.0"} <= set(header[9:].split(", "))
+
+
+def test_an_allow_list_never_imports_an_unlisted_plugin(extending, tmp_path: Path) -> None:
+    full, _ = extending
+    (tmp_path / "pyproject.toml").write_text('[tool.ember]\nallow_plugins = ["ember-allowed"]\n')
+    marker = tmp_path / "marker"
+    env = {"MARKER": str(marker)}
+    result = train(full, tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    code, entries = listing(full, env=env, folder=tmp_path)
+    assert entries["allowed"]["status"] == "active"
+    assert entries["denied"]["status"] == "not allowed" and "allow_plugins" in entries["denied"]["reason"]
+    assert not marker.exists()
+    assert "ember_denied" not in marked(result.stdout, "MODULES ")
+
+
+def test_a_missing_required_plugin_stops_before_any_model_code(extending, tmp_path: Path) -> None:
+    full, _ = extending
+    (tmp_path / "pyproject.toml").write_text('[tool.ember]\nrequired_plugins = ["ember-allowed>=1.0", "ember-x"]\n')
+    result = train(full, tmp_path, env={"MARKER": str(tmp_path / "marker")})
+    assert result.returncode != 0 and "PluginError" in result.stderr
+    assert "ember-allowed>=1.0 is required but ember-allowed 0.2.0 is installed" in result.stderr
+    assert "ember-x is required" in result.stderr
+    code, _ = listing(full, env={"MARKER": str(tmp_path / "marker")}, folder=tmp_path)
+    assert code == 1
+
+
+def test_trace_logs_each_plugin_load_and_hook_call(extending, tmp_path: Path) -> None:
+    full, _ = extending
+    result = train(full, tmp_path, env={"EMBER_TRACE_PLUGINS": "1", "MARKER": str(tmp_path / "marker")})
+    assert "ember trace: loaded plugin 'impl' (ember_impl) from ember-impl 0.2.0 in" in result.stderr
+    assert "ember trace: specs_on_epoch_loss [impl]" in result.stderr
+
+
+# ------------------------------------------------------------- ember plugins install / uninstall
+def scratch_environment(root: Path) -> Path:
+    """A venv that sees this environment's packages (ember, torch, pip) but installs into its own site-packages."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    query = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([python, "-c", query], capture_output=True, text=True, check=True).stdout.strip())
+    parents = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "parent_environment.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents)
+    )
+    return python
+
+
+def wheel(root: Path, package: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root)]
+    subprocess.run([*command, str(package)], check=True, timeout=600)
+    return next(root.glob(f"{package.name.replace('-', '_')}-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("install")
+    plain = make_package(root, "ember-not-a-plugin", "VALUE = 1\n", {})
+    good = make_package(
+        root, "ember-good", "import ember\nclass Plugin(ember.Callback):\n    pass\n", {"good": "ember_good:Plugin"}
+    )
+    return scratch_environment(root), wheel(root / "wheels", plain), wheel(root / "wheels", good)
+
+
+def ember_in(python: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMBER_", "PYTHONPATH"))}
+    environment["PIP_NO_INDEX"] = "1"
+    return subprocess.run([str(python), "-m", *arguments], capture_output=True, text=True, env=environment, timeout=600)
+
+
+def test_installing_a_package_without_an_entry_point_leaves_pip_freeze_unchanged(scratch) -> None:
+    python, plain, _ = scratch
+    before = ember_in(python, "pip", "freeze").stdout
+    result = ember_in(python, "ember", "plugins", "install", str(plain))
+    assert result.returncode == 1
+    assert "ember-not-a-plugin declares no ember.plugins entry point" in result.stderr
+    assert "rolled back" in result.stderr
+    assert ember_in(python, "pip", "freeze").stdout == before
+
+
+def test_a_plugin_installs_loads_and_uninstalls_by_entry_point_name(scratch) -> None:
+    python, _, good = scratch
+    before = ember_in(python, "pip", "freeze").stdout
+    result = ember_in(python, "ember", "plugins", "install", str(good))
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads(ember_in(python, "ember", "plugins", "list", "--json").stdout)
+    assert {"name": "good", "status": "active"}.items() <= next(e for e in listed if e["name"] == "good").items()
+    assert ember_in(python, "ember", "plugins", "uninstall", "good").returncode == 0
+    assert ember_in(python, "pip", "freeze").stdout == before

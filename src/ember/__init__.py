@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any
 
 from ember.callback import Callback
-from ember.markers import hookimpl, hookspec
+from ember.markers import hookimpl, hookspec, order
 from ember.version import __version__
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "loggers",
+    "order",
     "rank_zero_only",
     "seed_everything",
     "strategies",

@@ -488,3 +488,104 @@ def on_exception(trainer: Trainer, pl_module: Module, exception: BaseException) 
     :param pl_module: the user's :class:`ember.Module`.
     :param exception: what was raised.
     """
+
+
+# ------------------------------------------------------------- two-way hooks
+# Not Lightning Callback hooks (Callback has no methods for them): points where
+# a plugin sees a value and may replace it. Each is a ``firstresult`` hook:
+# plain implementations run in call order and the first that returns something
+# other than None wins (the rest are skipped); wrappers (``wrapper=True``)
+# surround them, see the winner (None: nothing replaced the value) and may
+# return a replacement, the outermost wrapper having the last word. With no
+# implementation a point costs one attribute check per batch.
+
+
+@hookspec(firstresult=True)
+def ember_train_batch(trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> Any:
+    """Called with the batch the training step is about to receive; return a replacement, or None to keep it.
+
+    Runs after ``on_train_batch_start`` (the module's included) and before
+    ``training_step``; on_train_batch_end still receives the original batch.
+
+    :param trainer: the running Trainer.
+    :param pl_module: the user's :class:`ember.Module`.
+    :param batch: the batch, on the device.
+    :param batch_idx: the batch's index in the epoch.
+    """
+
+
+@hookspec(firstresult=True)
+def ember_loss(trainer: Trainer, pl_module: Module, loss: Any) -> Any:
+    """Called with the loss about to be backpropagated; return a replacement tensor, or None to keep it.
+
+    Runs before ``on_before_backward``, in automatic optimization (where the
+    loss is already divided by ``accumulate_grad_batches``) and in
+    ``manual_backward``. The replacement is what backward and
+    ``on_before_backward`` see; the logged and returned loss is unchanged.
+
+    :param trainer: the running Trainer.
+    :param pl_module: the user's :class:`ember.Module`.
+    :param loss: the loss tensor.
+    """
+
+
+@hookspec(firstresult=True)
+def ember_optimizer_step(trainer: Trainer, pl_module: Module, optimizer: Any, loss: Any) -> bool | None:
+    """Called just before the optimizer steps, after backward, ``on_before_optimizer_step`` and clipping.
+
+    Return False to skip this step (the gradients are zeroed as usual at the
+    next batch; ``global_step`` still counts it); True or None lets it run. An
+    implementation may also change how it runs, for example by scaling the
+    gradients or the learning rate first. Not called for optimizers whose
+    ``step(closure)`` calls the closure more than once (LBFGS).
+
+    :param trainer: the running Trainer.
+    :param pl_module: the user's :class:`ember.Module`.
+    :param optimizer: the optimizer about to step.
+    :param loss: the loss that was backpropagated (after ``ember_loss``), or None.
+    """
+
+
+@hookspec(firstresult=True)
+def ember_validation_outputs(
+    trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int
+) -> Any:
+    """Called with what ``validation_step`` returned; return a replacement, or None to keep it.
+
+    Runs before ``on_validation_batch_end``, which receives the replacement.
+
+    :param trainer: the running Trainer.
+    :param pl_module: the user's :class:`ember.Module`.
+    :param outputs: what validation_step returned.
+    :param batch: the batch.
+    :param batch_idx: the batch's index.
+    :param dataloader_idx: the index of the dataloader.
+    """
+
+
+@hookspec(firstresult=True)
+def ember_predict_outputs(
+    trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int
+) -> Any:
+    """Called with what ``predict_step`` returned; return a replacement, or None to keep it.
+
+    Runs before ``on_predict_batch_end``; the replacement is what that hook,
+    prediction writers and ``Trainer.predict`` see.
+
+    :param trainer: the running Trainer.
+    :param pl_module: the user's :class:`ember.Module`.
+    :param outputs: what predict_step returned.
+    :param batch: the batch.
+    :param batch_idx: the batch's index.
+    :param dataloader_idx: the index of the dataloader.
+    """
+
+
+#: The two-way hooks above, in the order declared; not part of Lightning's Callback.
+TWO_WAY_HOOKS: tuple[str, ...] = (
+    "ember_train_batch",
+    "ember_loss",
+    "ember_optimizer_step",
+    "ember_validation_outputs",
+    "ember_predict_outputs",
+)

@@ -420,3 +420,37 @@ def test_an_exception_inside_a_hook_names_the_plugin(
         trainer_factory(callbacks=[hook_recorder]).fit(TinyModel())
     assert "hook 'on_train_epoch_start' of plugin 'boom' (from ember-boom 1.0)" in "\n".join(raised.value.__notes__)
     assert hook_recorder.names("on_exception") == ["on_exception"]
+
+
+# ---------------------------------------------------------------------- state_key collisions
+STATEFUL = """
+import ember
+
+class Stateful(ember.Callback):
+    def state_dict(self):
+        return {}
+"""
+
+
+class Stateful(ember.Callback):
+    """A user's callback whose state_key ("Stateful") an installed plugin's class also has."""
+
+    def state_dict(self):
+        return {}
+
+
+def test_installed_plugins_sharing_a_state_key_are_listed_as_colliding(install: Install) -> None:
+    install("ember-one", {"one": "one_plugin:Stateful"}, {"one_plugin": STATEFUL})
+    install("ember-two", {"two": "two_plugin:Stateful"}, {"two_plugin": STATEFUL})
+    reports = {r.name: r for r in survey()}
+    assert reports["one"].status == reports["two"].status == "failed"
+    assert "state_key 'Stateful' collides with plugin 'two' (ember-two 1.0)" in (reports["one"].reason or "")
+
+
+def test_a_state_key_collision_with_a_users_callback_names_the_plugin_and_how_to_disable_it(
+    install: Install, tmp_path: Path
+) -> None:
+    install("ember-one", {"one": "one_plugin:Stateful"}, {"one_plugin": STATEFUL})
+    with pytest.raises(MisconfigurationError, match="plugin 'one' from ember-one 1.0: disable it with") as raised:
+        ember.Trainer(callbacks=[Stateful()], logger=False, default_root_dir=tmp_path)
+    assert "Trainer(disable_plugins=['one'])" in str(raised.value)

@@ -96,3 +96,51 @@ def test_plugin_settings_default_to_the_working_directory(tmp_path: Path, monkey
     write_pyproject(tmp_path, "[tool.ember.my_plugin]\nevery_n = 2\n")
     monkeypatch.chdir(tmp_path)
     assert plugin_settings("my_plugin") == {"every_n": 2}
+
+
+def test_allow_plugins_switches_third_parties_to_deny_by_default(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.ember]\nallow_plugins = ["ember-foo", "bar"]\n')
+    settings = load_settings(environ={}, start=tmp_path)
+    assert settings.allows("foo", "ember_foo") and settings.allows("bar", "ember-other")
+    assert not settings.allows("baz", "ember-baz")
+
+
+def test_without_an_allow_list_every_plugin_is_allowed(tmp_path: Path) -> None:
+    assert load_settings(environ={}, start=tmp_path).allows("anything", "ember-anything")
+
+
+def test_the_environment_allow_list_replaces_the_pyprojects(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.ember]\nallow_plugins = ["foo"]\n')
+    settings = load_settings(environ={"EMBER_ALLOW_PLUGINS": "bar"}, start=tmp_path)
+    assert settings.allows("bar", "x") and not settings.allows("foo", "x")
+    assert settings.allowed_by == "EMBER_ALLOW_PLUGINS"
+
+
+def test_required_plugins_come_from_pyproject_and_environment(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.ember]\nrequired_plugins = ["ember-foo>=1.2"]\n')
+    settings = load_settings(environ={"EMBER_REQUIRED_PLUGINS": "ember-bar; ember-baz<2"}, start=tmp_path)
+    assert settings.required == ("ember-foo>=1.2", "ember-bar", "ember-baz<2")
+
+
+def test_a_missing_required_plugin_is_an_error_before_any_model_code(tmp_path: Path, monkeypatch) -> None:
+    import ember
+    from ember.errors import PluginError
+
+    monkeypatch.chdir(tmp_path)
+    write_pyproject(tmp_path, '[tool.ember]\nrequired_plugins = ["ember-not-installed>=1.2"]\n')
+    with pytest.raises(PluginError, match="ember-not-installed>=1.2 is required"):
+        ember.Trainer(logger=False)
+
+
+def test_an_unknown_tool_ember_key_is_warned_about_with_the_closest_known_key(tmp_path: Path) -> None:
+    from ember.errors import EmberWarning
+
+    write_pyproject(tmp_path, '[tool.ember]\ndisable_plugin = ["x"]\n\n[tool.ember.mine]\nevery = 3\n')
+    with pytest.warns(EmberWarning, match="disable_plugin .* did you mean 'disable_plugins'"):
+        load_settings(environ={}, start=tmp_path)
+
+
+def test_end_hooks_accepts_forward_or_reverse(tmp_path: Path) -> None:
+    assert load_settings(environ={"EMBER_END_HOOKS": "reverse"}, start=tmp_path).reverse_end_hooks
+    with pytest.raises(MisconfigurationError, match="accepted are 'forward'"):
+        load_settings(environ={"EMBER_END_HOOKS": "backwards"}, start=tmp_path)

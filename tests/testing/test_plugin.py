@@ -131,3 +131,16 @@ def test_a_plugin_authors_test_file_gets_the_fixtures(tmp_path: Path) -> None:
     )
     assert "1 passed" in result.stdout, result.stdout[-3000:]
     assert ember.__version__
+
+
+def test_trainer_factory_turns_third_party_autoloading_off(trainer_factory) -> None:
+    trainer_factory()
+    assert os.environ["EMBER_DISABLE_PLUGIN_AUTOLOAD"] == "1" and "EMBER_PLUGINS" not in os.environ
+
+
+@pytest.mark.ember_plugins("timer", "lr_monitor")
+def test_a_test_asks_for_installed_plugins_by_name(trainer_factory) -> None:
+    from ember.callbacks import LearningRateMonitor, Timer
+
+    trainer = trainer_factory()
+    assert {Timer, LearningRateMonitor} <= {type(c) for c in trainer.callbacks}

@@ -3,6 +3,7 @@
 * ``ember plugins list [--json] [--traceback]`` -- every plugin, built-ins included, with its status;
 * ``ember plugins show NAME`` -- one plugin's docstring, hooks, parameters, state_key and origin;
 * ``ember plugins new NAME`` -- a plugin package that installs and passes its test as generated;
+* ``ember plugins install|uninstall NAME...`` -- pip in ember's environment, rolled back unless a working plugin;
 * ``ember hooks`` -- every hook with its arguments and one-line summary;
 * ``ember --version`` -- ember's version and the active third-party plugins, as pytest's header shows them.
 

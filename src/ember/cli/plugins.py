@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from ember.cli import scaffold
+from ember.cli import install, scaffold
 from ember.cli.common import FAILED, OK, USAGE, table
 from ember.core import discovery
 
@@ -122,6 +122,7 @@ def register(commands: Any) -> None:
     new.add_argument("name", help="the plugin's name; the package is ember-NAME")
     new.add_argument("--directory", default=".", help="where to create ember-NAME/ (default: here)")
     new.set_defaults(run=lambda a: scaffold.new(a.name, a.directory))
+    install.add(actions)
 
 
 def version() -> int:

@@ -72,6 +72,8 @@ class $cls(ember.Callback):
 _TEST = Template('''\
 """Tests for $cls, with the fixtures of ember.testing (a pytest plugin installed with ember)."""
 
+import pytest
+
 from $package import $cls
 
 
@@ -81,6 +83,7 @@ def test_counts_training_batches(trainer_factory, tiny_model):
     assert counter.batches == 6
 
 
+@pytest.mark.ember_plugins("$entry")  # ember.testing keeps other installed plugins out of tests
 def test_is_loaded_by_every_trainer_once_installed(trainer_factory):
     trainer = trainer_factory()
     assert [type(c) for c in trainer.callbacks].count($cls) == 1

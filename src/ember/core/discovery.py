@@ -19,6 +19,8 @@ mode. Importing this module does not import torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import time
 import types
 import warnings
 from collections.abc import Iterator
@@ -27,16 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from ember import hookspecs
 from ember.callback import Callback
-from ember.core.entry_points import GROUP, EntryPoint, installed
+from ember.core import trust
+from ember.core.entry_points import GROUP, SPECS_GROUP, EntryPoint, installed
 from ember.core.entry_points import clear_cache as _clear_scans
-from ember.core.pluginmanager import HOOK_NAMES, PluginManager
+from ember.core.pluginmanager import HOOK_NAMES, PluginManager, UnknownHookError
 from ember.core.settings import AUTOLOAD_OFF, PLUGINS, Settings, load_settings
 from ember.errors import MisconfigurationError, PluginError, PluginWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from ember.core.trainer import Trainer
 
-STATUSES = ("active", "available", "disabled", "blocked", "failed", "incompatible")
+STATUSES = ("active", "available", "disabled", "blocked", "not allowed", "needs", "failed", "incompatible")
 
 #: Built-ins active by default: entry-point name -> (the Trainer flag that turns it off,
 #: the class whose instance in ``callbacks`` replaces it).
@@ -100,15 +103,27 @@ class _Loaded:
     fault: PluginFault | None = None
 
 
-def load(ep: EntryPoint) -> Any:
-    """The object ``ep`` names, imported once per process; raises :class:`PluginFault` if it cannot be."""
+def load(ep: EntryPoint, trace: bool = False) -> Any:
+    """The object ``ep`` names, imported once per process; raises :class:`PluginFault` if it cannot be.
+
+    :param trace: print where the plugin came from and how long its import took (``EMBER_TRACE_PLUGINS``).
+    """
     key = (ep.distribution, ep.name, ep.value)
     if key not in _cache.loads:
+        started = time.perf_counter()
         try:
             _cache.loads[key] = _Loaded(ep.load())
         except Exception as error:  # any import-time failure of third-party code
             reason = f"cannot import {ep.value}: {type(error).__name__}: {error}"
             _cache.loads[key] = _Loaded(fault=PluginFault(reason, cause=error))
+        if trace:
+            took = (time.perf_counter() - started) * 1000
+            print(
+                f"ember trace: loaded plugin {ep.name!r} ({ep.value}) from {ep.origin} in {took:.1f} ms",
+                file=sys.stderr,
+            )
+    elif trace:
+        print(f"ember trace: plugin {ep.name!r} from {ep.origin}: already imported", file=sys.stderr)
     loaded = _cache.loads[key]
     if loaded.fault is not None:
         raise loaded.fault
@@ -137,10 +152,22 @@ def kind_of(value: Any) -> str:
     return "hookimpl"
 
 
-def hooks_of(plugin: object, name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
-    """The hooks ``plugin`` implements, checked by registering it on ``scratch``; raises :class:`PluginFault`."""
+def hooks_of(
+    plugin: object, name: str, origin: str | None, scratch: PluginManager, requires: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The hooks ``plugin`` implements, checked by registering it on ``scratch``; raises :class:`PluginFault`.
+
+    :param requires: the distribution's ``Requires-Dist``: an unknown hook is put down to a required
+        distribution that is not installed (status ``needs``).
+    """
     try:
         scratch.register(plugin, name=name, origin=origin)
+    except UnknownHookError as error:
+        reason = trust.needs(error.hook_name, requires)
+        if reason is not None:
+            raise PluginFault(reason, status="needs") from None
+        message = str(error)
+        raise PluginFault(message[message.index("implements") :]) from None
     except PluginError as error:
         message = str(error)
         for prefix in (f"plugin {scratch.describe(name)}", f"callback {scratch.describe(name)}"):
@@ -149,16 +176,48 @@ def hooks_of(plugin: object, name: str, origin: str | None, scratch: PluginManag
     face = scratch.get_plugin(name)
     implemented = {caller.name for caller in scratch.get_hookcallers(face) or ()}
     scratch.unregister(name=name)
-    return tuple(hook for hook in HOOK_ORDER if hook in implemented)
+    return tuple(hook for hook in HOOK_ORDER if hook in implemented) + tuple(sorted(implemented - set(HOOK_ORDER)))
 
 
-def class_hooks(cls: type[Callback], name: str, origin: str | None, scratch: PluginManager) -> tuple[str, ...]:
+def add_declared_hooks(
+    manager: PluginManager, settings: Settings, faults: list[tuple[str, str | None, PluginFault]] | None = None
+) -> None:
+    """Add the hookspecs of installed ``ember.hookspecs`` entry points the settings let load to ``manager``."""
+    requested_dists = {ep.distribution for ep in installed() if ep.name in settings.requested}
+    for ep in installed(SPECS_GROUP):
+        if settings.blocked_by(ep.name) or not settings.allows(ep.name, ep.distribution):
+            continue
+        if not settings.autoload and ep.name not in settings.requested and ep.distribution not in requested_dists:
+            continue
+        try:
+            value = load(ep, settings.trace)
+            if not isinstance(value, (types.ModuleType, type)):
+                raise PluginFault(f"names {value!r}; an {SPECS_GROUP} entry point names a module or class of hookspecs")
+            try:
+                manager.add_hookspecs(value, origin=ep.origin)
+            except ValueError as error:  # pluggy: a name declared twice, or no hookspecs at all
+                raise PluginFault(f"cannot add the hookspecs of {ep.value}: {error}") from None
+        except PluginFault as fault:
+            if faults is not None:
+                faults.append((ep.name, ep.origin, fault))
+
+
+def declared_hooks(settings: Settings | None = None) -> dict[str, tuple[Any, str]]:
+    """Hooks installed distributions declare: name -> (pluggy's ``HookSpec``, ``"DIST VERSION"``)."""
+    manager = PluginManager()
+    add_declared_hooks(manager, settings or load_settings())
+    return {name: (getattr(manager.hook, name).spec, origin) for name, origin in manager.declared_by.items()}
+
+
+def class_hooks(
+    cls: type[Callback], name: str, origin: str | None, scratch: PluginManager, requires: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     """A Callback class's hooks, checked without running its constructor."""
     try:
         bare = cls.__new__(cls)
     except Exception as error:  # an exotic __new__ that needs arguments
         raise PluginFault(f"cannot inspect {cls.__qualname__}: {error}", cause=error) from None
-    return hooks_of(bare, name, origin, scratch)
+    return hooks_of(bare, name, origin, scratch, requires)
 
 
 def overridden_hooks(cls: type[Callback]) -> tuple[str, ...]:
@@ -185,17 +244,20 @@ _NO_ARGUMENTS = "an autoloaded plugin class must work without arguments (or name
 
 
 def instantiate(
-    value: Any, kind: str, user_plugins: list[Any], arguments: dict[str, Any] | None = None
+    value: Any, kind: str, user_plugins: list[Any], arguments: dict[str, Any] | None = None, bare: bool = False
 ) -> list[object]:
     """The plugin objects an entry point's ``value`` contributes to one Trainer; none where the user already passed its class.
 
     :param arguments: constructor arguments for a built-in a Trainer flag configures (``max_time``'s Timer).
+    :param bare: make Callback instances without running their constructors (to inspect hooks and order).
     """
     if kind == "hookimpl":
         return [] if any(p is value for p in user_plugins) else [value]
     if kind == "callback":
         if any(isinstance(p, value) for p in user_plugins):
             return []
+        if bare:
+            return [value.__new__(value)]
         missing = [name for name in required_arguments(value) if name not in (arguments or {})]
         if missing:
             raise PluginFault(f"{value.__qualname__}() requires {', '.join(missing)}; {_NO_ARGUMENTS}")
@@ -249,6 +311,7 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
     """
     settings = settings or load_settings()
     scratch = PluginManager()
+    add_declared_hooks(scratch, settings)
     reports: list[PluginReport] = []
     for ep, taken in _unique(installed()):
         report = PluginReport(ep.name, ep.distribution, ep.version, ep.source, "active", entry_point=ep.value)
@@ -264,7 +327,7 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
             if report.kind == "callback" and ep.source == "builtin":  # ember's tests check its own hooks
                 report.hooks = overridden_hooks(report.value)
             elif report.kind == "callback":
-                report.hooks = class_hooks(report.value, ep.name, ep.origin, scratch)
+                report.hooks = class_hooks(report.value, ep.name, ep.origin, scratch, ep.requires)
                 missing = required_arguments(report.value)
                 if missing and report.status == "active":
                     raise PluginFault(f"{report.value.__qualname__}() requires {', '.join(missing)}; {_NO_ARGUMENTS}")
@@ -272,16 +335,19 @@ def survey(settings: Settings | None = None) -> list[PluginReport]:
                 if report.status == "active":
                     hooks: set[str] = set()
                     for index, item in enumerate(instantiate(report.value, "factory", [])):
-                        hooks.update(hooks_of(item, f"{ep.name}#{index}", ep.origin, scratch))
+                        hooks.update(hooks_of(item, f"{ep.name}#{index}", ep.origin, scratch, ep.requires))
                     report.hooks = tuple(hook for hook in HOOK_ORDER if hook in hooks)
             elif report.kind == "hookimpl":
-                report.hooks = hooks_of(report.value, ep.name, ep.origin, scratch)
+                report.hooks = hooks_of(report.value, ep.name, ep.origin, scratch, ep.requires)
             else:
                 report.status = "available" if report.status == "active" else report.status
                 report.reason = report.reason or "a logger: pass it to Trainer(logger=...)"
         except PluginFault as fault:
             report.status, report.reason, report.traceback = fault.status, fault.reason, fault.traceback
+    trust.mark_state_key_collisions(reports, instantiate)
     known = {report.name for report in reports}
+    for problem in trust.missing_requirements(settings):
+        reports.append(PluginReport(problem.split(" ", 1)[0], None, None, "required", "failed", problem))
     for name in settings.requested:
         if name not in known:
             reports.append(PluginReport(name, None, None, "entrypoint", "failed", _not_installed(name)))
@@ -305,6 +371,8 @@ def _before_import(ep: EntryPoint, settings: Settings) -> tuple[str, str | None]
         return ("active", None) if ep.name in DEFAULTS or ep.name in settings.requested else ("available", None)
     if not settings.autoload and ep.name not in settings.requested:
         return "disabled", f"autoloading is off ({AUTOLOAD_OFF}); name it in {PLUGINS} to load it"
+    if not settings.allows(ep.name, ep.distribution):
+        return "not allowed", f"not in {settings.allowed_by}; add {ep.name!r} or {ep.distribution!r} to load it"
     incompatible = ep.incompatibility()
     if incompatible is not None:
         raise PluginFault(incompatible, status="incompatible")
@@ -324,13 +392,20 @@ def plugins_for_trainer(
     enable_model_summary: bool | None,
     disable_plugins: Any,
     strict: bool | None,
+    bare: bool = False,
 ) -> list[PluginRecord]:
     """The plugins a Trainer registers after the user's: the defaults its flags leave on, then third parties'.
+
+    With ``bare``, Callback classes are not constructed (``ember hooks --order`` inspects them without torch).
 
     Raises :class:`~ember.errors.PluginError` in strict mode when a plugin cannot be loaded; otherwise
     each one left out is a :class:`~ember.errors.PluginWarning`, once per process.
     """
     settings = load_settings(disable_plugins, strict)
+    trust.check_required(settings)
+    trainer.plugin_manager.reverse_end_hooks = settings.reverse_end_hooks
+    if settings.trace:
+        trainer.plugin_manager.trace_calls()
     flags = {
         "enable_checkpointing": enable_checkpointing,
         "enable_progress_bar": enable_progress_bar,
@@ -339,6 +414,7 @@ def plugins_for_trainer(
     builtins = {ep.name: ep for ep in installed() if ep.source == "builtin"}
     wanted: list[tuple[EntryPoint, dict[str, Any]]] = []
     faults: list[tuple[str, str | None, PluginFault]] = []
+    add_declared_hooks(trainer.plugin_manager, settings, faults)
 
     def want_builtin(name: str, **arguments: Any) -> None:
         if name in builtins:
@@ -368,6 +444,8 @@ def plugins_for_trainer(
             continue
         if not settings.autoload and ep.name not in settings.requested:
             continue
+        if not settings.allows(ep.name, ep.distribution):
+            continue
         if taken is not None:
             faults.append((ep.name, ep.origin, PluginFault(f"the name is taken by {taken.origin} ({taken.value})")))
         else:
@@ -382,13 +460,15 @@ def plugins_for_trainer(
             incompatible = ep.incompatibility()
             if incompatible is not None:
                 raise PluginFault(incompatible, status="incompatible")
-            value = load(ep)
-            plugins = instantiate(value, kind_of(value), user_plugins, arguments)
+            value = load(ep, settings.trace)
+            plugins = instantiate(value, kind_of(value), user_plugins, arguments, bare)
             names = [ep.name if i == 0 else f"{ep.name}#{i + 1}" for i in range(len(plugins))]
             if ep.source != "builtin":
-                scratch = scratch or PluginManager()
+                if scratch is None:
+                    scratch = PluginManager()
+                    add_declared_hooks(scratch, settings)
                 for plugin, name in zip(plugins, names):
-                    hooks_of(plugin, name, ep.origin, scratch)
+                    hooks_of(plugin, name, ep.origin, scratch, ep.requires)
         except PluginFault as fault:
             faults.append((ep.name, ep.origin, fault))
             continue

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 GROUP = "ember.plugins"
+#: Entry points naming a module or class of ``@ember.hookspec`` functions: hooks a distribution adds.
+SPECS_GROUP = "ember.hookspecs"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class EntryPoint:
     requires: tuple[str, ...] = ()
     #: ``"builtin"`` for ember's own entry points, ``"entrypoint"`` for a third party's.
     source: str = "entrypoint"
+    #: ``ember.plugins`` or ``ember.hookspecs``.
+    group: str = GROUP
 
     @property
     def origin(self) -> str:
@@ -70,7 +74,7 @@ class EntryPoint:
 
 
 #: The entry points found per ``sys.path``: the one cache of installed metadata in the process.
-_SCANS: dict[tuple[str, ...], tuple[EntryPoint, ...]] = {}
+_SCANS: dict[tuple[str, ...], dict[str, tuple[EntryPoint, ...]]] = {}
 
 
 def clear_cache() -> None:
@@ -78,12 +82,13 @@ def clear_cache() -> None:
     _SCANS.clear()
 
 
-def installed() -> tuple[EntryPoint, ...]:
-    """Every ``ember.plugins`` entry point on ``sys.path``, in path order; the first copy of a distribution wins."""
+def installed(group: str = GROUP) -> tuple[EntryPoint, ...]:
+    """Every entry point of ``group`` on ``sys.path``, in path order; the first copy of a distribution wins."""
     key = tuple(sys.path)
     if key not in _SCANS:
-        _SCANS[key] = tuple(_scan(key))
-    return _SCANS[key]
+        found = tuple(_scan(key))
+        _SCANS[key] = {name: tuple(ep for ep in found if ep.group == name) for name in (GROUP, SPECS_GROUP)}
+    return _SCANS[key][group]
 
 
 def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
@@ -106,15 +111,16 @@ def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
                     text = file.read()
             except OSError:
                 continue
-            if f"[{GROUP}]" not in text:
+            if f"[{GROUP}]" not in text and f"[{SPECS_GROUP}]" not in text:
                 continue
             headers = _headers(location)
             name = headers.get("Name", [project])[0]
             version = headers.get("Version", ["?"])[0]
             requires = tuple(headers.get("Requires-Dist", ()))
             source = "builtin" if project == "ember" else "entrypoint"
-            for ep_name, value in _section(text, GROUP):
-                yield EntryPoint(ep_name, value, name, version, requires, source)
+            for group in (GROUP, SPECS_GROUP):
+                for ep_name, value in _section(text, group):
+                    yield EntryPoint(ep_name, value, name, version, requires, source, group)
 
 
 def _headers(location: str) -> dict[str, list[str]]:

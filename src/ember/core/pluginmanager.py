@@ -11,13 +11,16 @@
   surround them, the first registered outermost. This is Lightning's list
   order, where pluggy alone would call the last registered first. An
   ordering option on a base class's method is inherited by its overrides, so
-  a subclass of ModelCheckpoint still runs last.
+  a subclass of ModelCheckpoint still runs last. ``ember.order(before=,
+  after=)`` declarations then move implementations as little as they require
+  (:mod:`ember.core.ordering`).
 
 Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,12 +31,14 @@ from pluggy._callers import _multicall
 
 from ember import hookspecs
 from ember.callback import Callback
+from ember.core.ordering import Node, declaration, resolve
 from ember.errors import PluginError
-from ember.markers import PROJECT_NAME
+from ember.markers import ORDER_ATTR, PROJECT_NAME, Order
 
+#: Lightning's Callback hooks: what a Callback method of the same name implements, called positionally.
 HOOK_NAMES: frozenset[str] = frozenset(
     name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), PROJECT_NAME + "_spec")
-)
+) - frozenset(hookspecs.TWO_WAY_HOOKS)
 
 
 def spec_argnames(hook_name: str) -> tuple[str, ...]:
@@ -42,6 +47,17 @@ def spec_argnames(hook_name: str) -> tuple[str, ...]:
 
 
 _IMPL_ATTR = PROJECT_NAME + "_impl"
+_SPEC_ATTR = PROJECT_NAME + "_spec"
+
+
+class UnknownHookError(PluginError):
+    """A plugin implements a hook no loaded hookspec declares (perhaps one a missing distribution declares)."""
+
+    def __init__(self, message: str, hook_name: str) -> None:
+        super().__init__(message)
+        self.hook_name = hook_name
+
+
 _PLAIN_OPTS: dict[str, Any] = {"tryfirst": False, "trylast": False, "wrapper": False, "hookwrapper": False}
 
 
@@ -50,6 +66,10 @@ class PluginManager(pluggy.PluginManager):
 
     def __init__(self) -> None:
         super().__init__(PROJECT_NAME)
+        #: Every hook name this manager knows: Lightning's, the two-way hooks, and those plugins declared.
+        self.hook_names: set[str] = set()
+        #: Hooks declared by distributions (``ember.hookspecs`` entry points): hook name -> "DIST VERSION".
+        self.declared_by: dict[str, str] = {}
         self.add_hookspecs(hookspecs)
         self._rank: dict[int, int] = {}
         self._next_rank = 0
@@ -57,21 +77,40 @@ class PluginManager(pluggy.PluginManager):
         self._origins: dict[str, str] = {}
         self._plain: set[str] = set()
         self._inner_hookexec = self._call_implementations
+        #: Call ``*_end`` hooks and ``teardown`` in reverse registration order (``end_hooks = "reverse"``).
+        self.reverse_end_hooks = False
+        #: Whether any plugin registered so far declared an order: until then, sorting is all it takes.
+        self._declared = False
 
     # ---------------------------------------------------------- registration
+    def add_hookspecs(self, module_or_class: types.ModuleType | type, origin: str | None = None) -> None:
+        """Add hookspecs, as pluggy does, remembering their names and, for a distribution's, where they came from.
+
+        A plugin may also carry its hookspecs as ``__ember_hookspecs__`` (a class or module): they are
+        added when it is registered, so it must come before the plugins implementing them.
+        """
+        super().add_hookspecs(module_or_class)
+        for name in _spec_names(module_or_class):
+            self.hook_names.add(name)
+            if origin is not None:
+                self.declared_by[name] = origin
+
     def register(self, plugin: object, name: str | None = None, origin: str | None = None) -> str | None:
         """Register a Callback or a hookimpl plugin; return its name, or None if the name is blocked.
 
         :param origin: where the plugin comes from, e.g. ``"ember-foo 1.2"``, for error messages.
         """
         face: object = plugin
-        if isinstance(plugin, Callback):
-            face = CallbackHooks(plugin, self._label(plugin, name, origin))
+        name_given = name
         name = name or self._unique_name(plugin)
         if origin is not None:
             self._origins[name] = origin
-        if not isinstance(plugin, Callback):
-            self._check_hook_names(plugin, name)
+        specs = getattr(plugin, "__ember_hookspecs__", None)
+        if specs is not None and not any(getattr(self.hook, h, None) for h in _spec_names(specs)):
+            self.add_hookspecs(specs, origin=origin or name)
+        self._check_hook_names(plugin, name)
+        if isinstance(plugin, Callback):
+            face = CallbackHooks(plugin, self._label(plugin, name_given, origin), self.hook_names - HOOK_NAMES)
         try:
             registered = super().register(face, name)
         except pluggy.PluginValidationError as error:
@@ -82,8 +121,10 @@ class PluginManager(pluggy.PluginManager):
             self._faces[id(plugin)] = face  # type: ignore[assignment]
         self._rank[id(face)] = self._next_rank
         self._next_rank += 1
-        for caller in self.get_hookcallers(face) or ():
-            _sort_impls(caller, self._rank)
+        callers = self.get_hookcallers(face) or []
+        self._declared = self._declared or _declares_order(plugin, face, callers)
+        for caller in callers:
+            self._arrange(caller)
             self._note_plain(caller)
         return registered
 
@@ -92,7 +133,7 @@ class PluginManager(pluggy.PluginManager):
         if plugin is not None:
             plugin = self._faces.pop(id(plugin), plugin)
         removed = super().unregister(plugin=plugin, name=name)
-        for hook_name in HOOK_NAMES:
+        for hook_name in self.hook_names:
             self._note_plain(getattr(self.hook, hook_name))
         if isinstance(removed, CallbackHooks):
             self._faces.pop(id(removed.callback), None)
@@ -147,6 +188,71 @@ class PluginManager(pluggy.PluginManager):
                 results.append(result)
         return None if firstresult else results
 
+    def trace_calls(self) -> None:
+        """Print each hook call with its duration to stderr (``EMBER_TRACE_PLUGINS=1``)."""
+        import sys
+        import time
+
+        started: list[float] = []
+
+        def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
+            started.append(time.perf_counter())
+
+        def after(outcome: object, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: object) -> None:
+            took = (time.perf_counter() - started.pop()) * 1000
+            names = ", ".join(impl.plugin_name for impl in reversed(impls))
+            print(f"ember trace: {hook_name} [{names}] {took:.3f} ms", file=sys.stderr)
+
+        self.add_hookcall_monitoring(before, after)
+
+    # ------------------------------------------------------------------ order
+    def _arrange(self, caller: pluggy.HookCaller) -> None:
+        """Put a hook's implementations in call order: pluggy's groups, registration order, declared constraints."""
+        if not self._declared:
+            reverse = self.reverse_end_hooks and (caller.name.endswith("_end") or caller.name == "teardown")
+            caller._hookimpls.sort(key=self._group_key(1 if reverse else -1))
+            return
+        calls = self._nodes(caller)
+        wrappers = [n for n in calls if n.impl.wrapper or n.impl.hookwrapper]
+        plain = [n for n in calls if not (n.impl.wrapper or n.impl.hookwrapper)]
+        if any(n.before or n.after for n in calls):
+            wrappers, plain = resolve(caller.name, wrappers), resolve(caller.name, plain)
+        # pluggy keeps the others then the wrappers, each in the reverse of call order
+        caller._hookimpls[:] = [n.impl for n in reversed(plain)] + [n.impl for n in reversed(wrappers)]
+
+    def _nodes(self, caller: pluggy.HookCaller) -> list[Node]:
+        """The implementations of a hook in their order before declared constraints, as graph nodes."""
+        reverse = self.reverse_end_hooks and (caller.name.endswith("_end") or caller.name == "teardown")
+        impls = sorted(caller.get_hookimpls(), key=self._group_key(1 if reverse else -1))
+        ordinal = {r: n for n, r in enumerate(sorted(self._rank.values()), 1)}
+        nodes = []
+        for impl in reversed(impls):
+            plugin = self.plugin_of(impl)
+            source = impl.plugin.targets.get(caller.name) if isinstance(impl.plugin, CallbackHooks) else None
+            before, after = declaration(plugin, source or impl.function)
+            position = f"registered {_ordinal(ordinal.get(self._rank.get(id(impl.plugin), -1), 0))}"
+            group = "wrapper" if impl.wrapper or impl.hookwrapper else ""
+            group += " tryfirst" if impl.tryfirst else " trylast" if impl.trylast else ""
+            reason = ", ".join(filter(None, [group.strip(), position, "end hooks reversed" if reverse else ""]))
+            nodes.append(Node(impl.plugin_name, plugin, impl, reason, before, after))
+        return nodes
+
+    def _group_key(self, sign: int) -> Callable[[pluggy.HookImpl], tuple[bool, int, int]]:
+        """pluggy's storage order (trylast, plain, tryfirst, then wrappers; each last-called first) by rank."""
+        rank = self._rank
+        return lambda impl: (
+            bool(impl.wrapper or impl.hookwrapper),
+            int(impl.tryfirst) - int(impl.trylast),
+            sign * rank.get(id(impl.plugin), -1),
+        )
+
+    def call_order(self, hook_name: str) -> list[tuple[str, object, str]]:
+        """``(plugin name, plugin, why it is there)`` for each implementation of a hook, in call order."""
+        calls = self._nodes(getattr(self.hook, hook_name))
+        wrappers = resolve(hook_name, [n for n in calls if n.impl.wrapper or n.impl.hookwrapper])
+        plain = resolve(hook_name, [n for n in calls if not (n.impl.wrapper or n.impl.hookwrapper)])
+        return [(n.name, n.plugin, "; ".join([n.base_reason, *n.reasons])) for n in wrappers + plain]
+
     # ------------------------------------------------------------- questions
     def plugin_of(self, impl: pluggy.HookImpl) -> object:
         """The object the user registered for ``impl``: the Callback, not its face."""
@@ -160,14 +266,17 @@ class PluginManager(pluggy.PluginManager):
         every argument the spec names.
         """
         return {
-            name: self._direct(caller) for name in HOOK_NAMES if (caller := getattr(self.hook, name)).get_hookimpls()
+            name: self._direct(caller)
+            for name in self.hook_names
+            if (caller := getattr(self.hook, name)).get_hookimpls()
         }
 
     def _direct(self, caller: pluggy.HookCaller) -> Callable[..., Any]:
         name, implementations, execute = caller.name, caller.get_hookimpls, self._hookexec
+        firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
 
         def call(**kwargs: Any) -> Any:
-            return execute(name, implementations(), kwargs, False)
+            return execute(name, implementations(), kwargs, firstresult)
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -184,7 +293,7 @@ class PluginManager(pluggy.PluginManager):
     def blame(self, exception: BaseException) -> tuple[str, str] | None:
         """``(plugin name, hook name)`` of the implementation ``exception`` was raised in, if any."""
         code_owner: dict[types.CodeType, tuple[str, str]] = {}
-        for hook_name in HOOK_NAMES:
+        for hook_name in self.hook_names:
             for impl in getattr(self.hook, hook_name).get_hookimpls():
                 for function in (impl.function, getattr(impl.plugin, "targets", {}).get(hook_name)):
                     if function is None:
@@ -219,18 +328,24 @@ class PluginManager(pluggy.PluginManager):
         return label + (f" (from {origin})" if origin else "")
 
     def _check_hook_names(self, plugin: object, name: str) -> None:
-        for attr in dir(plugin):
-            opts = super().parse_hookimpl_opts(plugin, attr)
+        marked: dict[str, Any]
+        if isinstance(plugin, Callback):  # only marked methods, without running properties
+            marked = {**_marked_methods(type(plugin)), **_marked_values(vars(plugin))}  # type: ignore[arg-type]
+        else:
+            parse = super().parse_hookimpl_opts
+            marked = {attr: parse(plugin, attr) for attr in dir(plugin)}
+        for attr, opts in marked.items():
             if opts is None or opts.get("optionalhook"):
                 continue
             hook_name = opts.get("specname") or attr
-            if hook_name not in HOOK_NAMES:
-                close = [h for h in sorted(HOOK_NAMES) if _similar(h, hook_name)]
+            if hook_name not in self.hook_names:
+                close = [h for h in sorted(self.hook_names) if _similar(h, hook_name)]
                 hint = f"; did you mean {close[0]!r}?" if close else "; `ember hooks` lists them"
-                raise PluginError(f"plugin {self.describe(name)} implements unknown hook {hook_name!r}{hint}")
+                message = f"plugin {self.describe(name)} implements unknown hook {hook_name!r}{hint}"
+                raise UnknownHookError(message, hook_name)
 
     def _explain(self, plugin: object, name: str, pluggy_message: str) -> str:
-        for hook_name in HOOK_NAMES:
+        for hook_name in self.hook_names:
             if f"hook {hook_name!r}" in pluggy_message:
                 if "can not be found in the hookspec" in pluggy_message:
                     bad = pluggy_message.split("Argument(s) ")[1].split(" are declared")[0].strip("{}")
@@ -250,10 +365,16 @@ class CallbackHooks:
     positionally, as Lightning does.
     """
 
-    def __init__(self, callback: Callback, label: str) -> None:
+    def __init__(self, callback: Callback, label: str, extra_hooks: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.callback = callback
         self.opts: dict[str, dict[str, Any]] = {}
         self.targets: dict[str, Callable[..., Any]] = {}
+        for hook_name in sorted(extra_hooks):  # two-way and plugin-declared hooks: @hookimpl methods, bound by name
+            method = getattr(callback, hook_name, None)
+            if method is not None and hasattr(method, _IMPL_ATTR):
+                self.targets[hook_name] = method
+                setattr(self, hook_name, method)
+                self.opts[hook_name] = {**_PLAIN_OPTS, **getattr(method, _IMPL_ATTR)}
         for hook_name in sorted(HOOK_NAMES):
             function = _override(callback, hook_name)
             if function is None:
@@ -332,22 +453,38 @@ def _adapter(argnames: tuple[str, ...], count: int) -> Callable[[Callable[..., A
     return _ADAPTERS[key]
 
 
-def _sort_impls(caller: pluggy.HookCaller, rank: dict[int, int]) -> None:
-    """Order a hook's implementations first-registered-first within each pluggy group.
+@functools.cache
+def _marked_methods(cls: type) -> dict[str, dict[str, Any]]:
+    """A class's ``@hookimpl``-marked attributes with their options, the most derived definition winning."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        found.update({attr: getattr(value, _IMPL_ATTR, None) for attr, value in vars(klass).items()})
+    return {attr: opts for attr, opts in found.items() if opts is not None}
 
-    pluggy keeps implementations in the reverse of call order, grouped as
-    trylast, plain, tryfirst, then wrappers in the same three groups; it
-    places a new one to be called first in its group. Sorting on the same
-    grouping with the registration rank descending keeps pluggy's groups and
-    makes the order within each one Lightning's.
-    """
-    caller._hookimpls.sort(
-        key=lambda impl: (
-            bool(impl.wrapper or impl.hookwrapper),
-            int(impl.tryfirst) - int(impl.trylast),
-            -rank.get(id(impl.plugin), -1),
-        )
-    )
+
+def _marked_values(namespace: Mapping[str, object]) -> dict[str, dict[str, Any]]:
+    return {attr: opts for attr, value in namespace.items() if (opts := getattr(value, _IMPL_ATTR, None)) is not None}
+
+
+def _declares_order(plugin: object, face: object, callers: Sequence[pluggy.HookCaller]) -> bool:
+    """Whether ``plugin`` carries an ``ember.order`` declaration, on itself or one of its hook functions."""
+    if isinstance(getattr(plugin, ORDER_ATTR, None), Order):
+        return True
+    for caller in callers:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is face:
+                source = face.targets.get(caller.name) if isinstance(face, CallbackHooks) else impl.function
+                if isinstance(getattr(getattr(source, "__func__", source), ORDER_ATTR, None), Order):
+                    return True
+    return False
+
+
+def _spec_names(holder: object) -> list[str]:
+    return [name for name in dir(holder) if hasattr(getattr(holder, name, None), _SPEC_ATTR)]
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _similar(a: str, b: str) -> bool:

@@ -88,15 +88,18 @@ class Precision:
         self,
         optimizer: torch.optim.Optimizer,
         closure: Callable[[], Any] | None,
-        after_closure: Callable[[torch.optim.Optimizer], None],
+        after_closure: Callable[[torch.optim.Optimizer], bool | None],
         skip_if_no_loss: bool,
     ) -> Any:
-        """Step ``optimizer``: run the closure, then ``after_closure`` (hooks, clipping), then the step."""
+        """Step ``optimizer``: run the closure, then ``after_closure`` (hooks, clipping), then the step.
+
+        ``after_closure`` returning False skips the step (ember_optimizer_step), where the closure runs once.
+        """
         if self.scaler is None:
             if _closure_runs_once(optimizer):  # the same sequence as step(closure), one call layer less
                 result = closure() if closure is not None else None
-                after_closure(optimizer)
-                optimizer.step()
+                if after_closure(optimizer) is not False:
+                    optimizer.step()
                 return result
 
             def closure_then_hooks() -> Any:
@@ -107,8 +110,10 @@ class Precision:
             return optimizer.step(closure=closure_then_hooks)
         result = closure() if closure is not None else None
         self.unscale_gradients(optimizer)
-        after_closure(optimizer)
-        if skip_if_no_loss and closure is not None and result is None:
+        skip = after_closure(optimizer) is False
+        if skip or (skip_if_no_loss and closure is not None and result is None):
+            if skip:
+                self.scaler.update()
             return None
         step_output = self.scaler.step(optimizer)
         self.scaler.update()

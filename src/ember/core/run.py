@@ -17,6 +17,7 @@ from ember.core.loops.optimization import Optimization
 from ember.core.optimizers import parse_optimizers
 from ember.core.precision import Precision
 from ember.core.state import RunningStage, TrainerFn, TrainerStatus
+from ember.core.trust import plugin_header
 from ember.errors import MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,8 @@ def run(
     stage = fn.value
     if datamodule is not None and callable(getattr(datamodule, "setup", None)):
         datamodule.setup(stage)
+    if fn == TrainerFn.FITTING and trainer.is_global_zero and (header := plugin_header(trainer._plugin_records)):
+        print(header)
     trainer._hook("setup", stage=stage)
     if "configure_model" in trainer._module_hooks:
         trainer._fx = "configure_model"

@@ -8,7 +8,17 @@
   pyproject.toml block plugins by entry-point name, before they are imported.
 * ``Trainer(strict_plugins=True)`` or ``EMBER_STRICT_PLUGINS=1`` turn a plugin
   that cannot be loaded from a warning into an error.
+* ``allow_plugins = [...]`` (or ``EMBER_ALLOW_PLUGINS=a,b``) switches third
+  parties to deny-by-default: an unlisted one is never imported. Entries are
+  entry-point or distribution names.
+* ``required_plugins = ["ember-foo>=1.2"]`` (or ``EMBER_REQUIRED_PLUGINS``,
+  ``;``-separated): a missing distribution or a wrong version is an error
+  before any model code runs.
+* ``end_hooks = "reverse"`` (or ``EMBER_END_HOOKS=reverse``) calls ``*_end``
+  hooks and ``teardown`` in reverse registration order (teardown order).
+* ``EMBER_TRACE_PLUGINS=1`` logs each plugin load and each hook call with its duration.
 * A plugin reads its own table, ``[tool.ember.NAME]``, with :func:`plugin_settings`.
+  Any other ``[tool.ember]`` key is warned about, with the closest known key.
 
 Reading these costs a few stat calls: pyproject.toml is parsed only when it
 mentions ``[tool.ember``. Importing this module does not import torch.
@@ -17,6 +27,7 @@ mentions ``[tool.ember``. Importing this module does not import torch.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +39,13 @@ AUTOLOAD_OFF = "EMBER_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS = "EMBER_PLUGINS"
 DISABLE = "EMBER_DISABLE_PLUGINS"
 STRICT = "EMBER_STRICT_PLUGINS"
+ALLOW = "EMBER_ALLOW_PLUGINS"
+REQUIRED = "EMBER_REQUIRED_PLUGINS"
+END_HOOKS = "EMBER_END_HOOKS"
+TRACE = "EMBER_TRACE_PLUGINS"
+
+#: The ``[tool.ember]`` keys ember reads; tables (``[tool.ember.NAME]``) belong to plugins.
+KNOWN_KEYS: set[str] = {"disable_plugins", "allow_plugins", "required_plugins", "end_hooks"}
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -49,6 +67,23 @@ class Settings:
     pyproject: Path | None = None
     #: That ``[tool.ember]`` table.
     tool: Mapping[str, Any] = field(default_factory=dict)
+    #: Third-party plugins allowed to load (entry-point or distribution names); None allows all.
+    allowed: tuple[str, ...] | None = None
+    #: Where the allow list came from, for messages.
+    allowed_by: str = ""
+    #: Requirements (``"ember-foo>=1.2"``) that installed plugin distributions must meet.
+    required: tuple[str, ...] = ()
+    #: Call ``*_end`` hooks and ``teardown`` in reverse registration order.
+    reverse_end_hooks: bool = False
+    #: Log each plugin load and hook call with its duration.
+    trace: bool = False
+
+    def allows(self, name: str, distribution: str) -> bool:
+        """Whether the allow list (if any) names this entry point or its distribution."""
+        if self.allowed is None:
+            return True
+        wanted = {_normalize(n) for n in self.allowed}
+        return _normalize(name) in wanted or _normalize(distribution) in wanted or name in self.requested
 
     def blocked_by(self, name: str) -> str | None:
         """Where ``name`` was blocked (e.g. ``"EMBER_DISABLE_PLUGINS"``), or None if it is not."""
@@ -88,6 +123,15 @@ def load_settings(
         blocked.setdefault(name, DISABLE)
     for name in _trainer_names(disable_plugins):
         blocked[name] = "Trainer(disable_plugins=...)"
+    allowed, allowed_by = _list_setting(tool, "allow_plugins", pyproject), f"[tool.ember] allow_plugins in {pyproject}"
+    if ALLOW in env:
+        allowed, allowed_by = tuple(_names(env[ALLOW])), ALLOW
+    required = _list_setting(tool, "required_plugins", pyproject) or ()
+    required += tuple(r.strip() for r in env.get(REQUIRED, "").split(";") if r.strip())
+    end_hooks = env.get(END_HOOKS, tool.get("end_hooks", "forward"))
+    if end_hooks not in ("forward", "reverse"):
+        raise MisconfigurationError(f"end_hooks = {end_hooks!r}: accepted are 'forward' (the default) and 'reverse'")
+    _warn_unknown_keys(tool, pyproject)
     return Settings(
         autoload=not _flag(env, AUTOLOAD_OFF),
         requested=tuple(_names(env.get(PLUGINS, ""))),
@@ -95,7 +139,40 @@ def load_settings(
         strict=_flag(env, STRICT) if strict is None else bool(strict),
         pyproject=pyproject,
         tool=tool,
+        allowed=allowed,
+        allowed_by=allowed_by,
+        required=required,
+        reverse_end_hooks=end_hooks == "reverse",
+        trace=_flag(env, TRACE),
     )
+
+
+def _list_setting(tool: Mapping[str, Any], key: str, pyproject: Path | None) -> tuple[str, ...] | None:
+    value = tool.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise MisconfigurationError(f"[tool.ember] {key} = {value!r} in {pyproject}: expected a list of strings")
+    return tuple(value)
+
+
+def _warn_unknown_keys(tool: Mapping[str, Any], pyproject: Path | None) -> None:
+    """A typo such as ``disable_plugin`` would otherwise be ignored without a word."""
+    import difflib
+    import warnings
+
+    from ember.errors import EmberWarning
+
+    for key, value in tool.items():
+        if key in KNOWN_KEYS or isinstance(value, Mapping):
+            continue
+        close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys are {', '.join(sorted(KNOWN_KEYS))}"
+        warnings.warn(f"[tool.ember] {key} in {pyproject} is not an ember setting; {hint}", EmberWarning, stacklevel=3)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def plugin_settings(name: str, start: str | os.PathLike[str] | None = None) -> dict[str, Any]:

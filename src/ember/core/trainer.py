@@ -23,6 +23,7 @@ from ember.core.profiler import make_profiler
 from ember.core.properties import TrainerProperties
 from ember.core.state import FitProgress, RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ember.core.strategies import select_strategy
+from ember.core.trust import collision_hint
 from ember.errors import MisconfigurationError
 
 
@@ -202,6 +203,7 @@ class Trainer(TrainerProperties):
                     f"two stateful callbacks share the state_key {key!r}: {seen[key]!r} and {callback!r}; "
                     "their states would overwrite each other in checkpoints. Give the class a state_key "
                     "property that tells instances apart (see Callback._generate_state_key)"
+                    + collision_hint(self._plugin_records, seen[key], callback)
                 )
             seen[key] = callback
 

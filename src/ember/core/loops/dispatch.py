@@ -106,3 +106,17 @@ def call_batch_hook(
             module_hook(batch, batch_idx, dataloader_idx)
         else:
             module_hook(outputs, batch, batch_idx, dataloader_idx)
+
+
+def replaced(caller: Any, trainer: Trainer, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> Any:
+    """What a two-way outputs hook (``ember_validation_outputs``, ...) returns, or ``outputs`` when it returns None."""
+    trainer._fx = caller.__name__
+    result = caller(
+        trainer=trainer,
+        pl_module=trainer.lightning_module,
+        outputs=outputs,
+        batch=batch,
+        batch_idx=batch_idx,
+        dataloader_idx=dataloader_idx,
+    )
+    return outputs if result is None else result

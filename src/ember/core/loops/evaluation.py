@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.data import batches
-from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, transfer_batch
+from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, replaced, transfer_batch
 from ember.core.signatures import with_indices
 from ember.core.state import RunningStage, TrainerFn
 
@@ -54,6 +54,7 @@ def run_evaluation(
         module_batch_hook(trainer, batch_start, several),
         module_batch_hook(trainer, batch_end, several),
     )
+    replace_outputs = trainer._callers.get(f"ember_{prefix}_outputs")
     with grad_off:
         trainer._hook(f"on_{prefix}_start")
         trainer._hook(f"on_{prefix}_epoch_start")
@@ -67,6 +68,8 @@ def run_evaluation(
                     trainer._fx = f"{prefix}_step"
                     with trainer._precision.forward_context():
                         output = step(batch, batch_idx, dataloader_idx)
+                    if replace_outputs is not None:
+                        output = replaced(replace_outputs, trainer, output, batch, batch_idx, dataloader_idx)
                     call_batch_hook(trainer, batch_end, batch, batch_idx, dataloader_idx, module_end, output)
                     if stage != RunningStage.SANITY_CHECKING:
                         seen = trainer._seen_eval_batches

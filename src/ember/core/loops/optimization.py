@@ -38,6 +38,9 @@ class Optimization:
         self._backward_hooked = bool(hooked & {"on_before_backward", "on_after_backward"})
         self._step_hooked = "on_before_optimizer_step" in hooked
         self._own_optimizer_step = "optimizer_step" in overrides
+        self._replace_loss, self._gate_step = callers.get("ember_loss"), callers.get("ember_optimizer_step")
+        #: The loss last backpropagated, kept for ember_optimizer_step only.
+        self._loss: torch.Tensor | None = None
         self._autocast = trainer._precision.autocast_dtype is not None
         self._clip = trainer.gradient_clip_val is not None or "configure_gradient_clipping" in overrides
         if not self.automatic and trainer.gradient_clip_val is not None:
@@ -82,6 +85,11 @@ class Optimization:
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """on_before_backward, the model's backward (through precision), on_after_backward."""
         trainer = self.trainer
+        if self._replace_loss is not None:
+            replaced = self._replace_loss(trainer=trainer, pl_module=self.module, loss=loss)
+            loss = loss if replaced is None else replaced
+        if self._gate_step is not None:
+            self._loss = loss
         hooked = self._backward_hooked
         if hooked:
             self.trainer._hook("on_before_backward", loss=loss)
@@ -98,7 +106,8 @@ class Optimization:
         self.trainer.fit_progress.global_step += 1
         return result
 
-    def _after_closure(self, optimizer: torch.optim.Optimizer) -> None:
+    def _after_closure(self, optimizer: torch.optim.Optimizer) -> bool | None:
+        """on_before_optimizer_step and clipping; False when ember_optimizer_step says to skip the step."""
         if self._step_hooked:
             self.trainer._hook("on_before_optimizer_step", optimizer=optimizer)
         if self.automatic and self._clip:
@@ -107,6 +116,11 @@ class Optimization:
             self.module.configure_gradient_clipping(  # type: ignore[union-attr]
                 optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm
             )
+        if self._gate_step is not None:
+            loss, self._loss = self._loss, None
+            decision = self._gate_step(trainer=self.trainer, pl_module=self.module, optimizer=optimizer, loss=loss)
+            return False if decision is False else None
+        return None
 
     def zero_grad(self, batch_idx: int) -> None:
         trainer = self.trainer

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ember.core.data import IndexRecorder, batches
-from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, transfer_batch
+from ember.core.loops.dispatch import call_batch_hook, module_batch_hook, replaced, transfer_batch
 from ember.core.signatures import with_indices
 from ember.core.state import RunningStage
 from ember.errors import MisconfigurationError
@@ -51,6 +51,7 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
     trainer._fx = "on_predict_model_eval"
     module.on_predict_model_eval()  # type: ignore[union-attr]
     grad_off = torch.inference_mode() if trainer.inference_mode else torch.no_grad()
+    replace_outputs = trainer._callers.get("ember_predict_outputs")
     with grad_off:
         trainer._hook("on_predict_start")
         trainer._hook("on_predict_epoch_start")
@@ -64,6 +65,8 @@ def run_prediction(trainer: Trainer, return_predictions: bool) -> Any:
                     trainer._fx = "predict_step"
                     with trainer._precision.forward_context():
                         output = step(batch, batch_idx, dataloader_idx)
+                    if replace_outputs is not None:
+                        output = replaced(replace_outputs, trainer, output, batch, batch_idx, dataloader_idx)
                     call_batch_hook(
                         trainer, "on_predict_batch_end", batch, batch_idx, dataloader_idx, module_end, output
                     )

@@ -42,6 +42,7 @@ class TrainingEpoch:
         self._module_batch_end = (
             with_batch_idx(module.on_train_batch_end, leading=2) if "on_train_batch_end" in overrides else None  # type: ignore[union-attr]
         )
+        self._replace_batch = trainer._callers.get("ember_train_batch")
         late = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls() if impl.trylast}
         everyone = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls()}
         self._epoch_end_early = manager.subset_hook_caller("on_train_epoch_end", late)
@@ -56,7 +57,7 @@ class TrainingEpoch:
         _set_sampler_epoch(loader, progress.epoch)
         iterator = self._open_epoch(loader, trainer.num_training_batches)
         store, optimization = trainer._metrics, self.optimization
-        batch_start, batch_end = self._batch_start, self._batch_end
+        batch_start, batch_end, replace_batch = self._batch_start, self._batch_end, self._replace_batch
         module_start, module_end = self._module_batch_start, self._module_batch_end
         transfer = needs_transfer(trainer)
         finish = self._finish_batch
@@ -72,7 +73,11 @@ class TrainingEpoch:
                     batch_start(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
                 if module_start is not None and module_start(batch, batch_idx) == -1:
                     break
-                outputs = optimization.run(batch, batch_idx, is_last)
+                if replace_batch is not None:
+                    step_batch = replace_batch(trainer=trainer, pl_module=module, batch=batch, batch_idx=batch_idx)
+                    outputs = optimization.run(batch if step_batch is None else step_batch, batch_idx, is_last)
+                else:
+                    outputs = optimization.run(batch, batch_idx, is_last)
                 stepped = optimization.stepped and optimization.automatic
                 if stepped and trainer.lr_scheduler_configs:
                     self._step_schedulers("step", plateau=False, batch_idx=batch_idx)

@@ -4,12 +4,14 @@
 * ``ember plugins show NAME`` -- one plugin's docstring, hooks, parameters, state_key and origin;
 * ``ember plugins new NAME`` -- a plugin package that installs and passes its test as generated;
 * ``ember hooks`` -- every hook with its arguments and one-line summary;
+* ``ember fit|validate|test|predict --config run.yaml [--KEY VALUE ...]`` -- a run from a config
+  (:class:`ember.cli.CLI`, also importable as ``LightningCLI``, loaded on first use);
 * ``ember --version`` -- ember's version and the active third-party plugins, as pytest's header shows them.
 
 Each command family lives in its own module with a ``register(commands)``
 function that adds its subparser and sets ``run``; :data:`COMMANDS` lists them.
 Exit codes: 0 ok, 1 when a plugin failed to load (or is incompatible), 2 usage errors.
-Nothing here imports torch, so listing stays fast.
+Nothing here imports torch or jsonargparse, so listing stays fast; the run commands load them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,22 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from ember.cli.common import OK, USAGE
 from ember.errors import MisconfigurationError
 
 #: Modules under ember.cli that each add one command family.
-COMMANDS: tuple[str, ...] = ("hooks", "plugins")
+COMMANDS: tuple[str, ...] = ("hooks", "plugins", "run")
+
+#: Names loaded from ember.cli.app on first use (it imports torch and jsonargparse).
+_LAZY = ("CLI", "LightningCLI")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module("ember.cli.app"), name)
+    raise AttributeError(f"module 'ember.cli' has no attribute {name!r}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 a plugin failed to load, 2 usage error)."""
+    arguments_given = list(sys.argv[1:] if argv is None else argv)
+    from ember.cli.run import RUN_COMMANDS, run_command
+
+    if arguments_given[:1] and arguments_given[0] in RUN_COMMANDS:
+        return run_command(arguments_given)
     parser = _parser()
     try:
         arguments = parser.parse_args(argv)

@@ -193,7 +193,7 @@ class CLI:
             raise SystemExit(0)
 
     def _dump(self) -> str:
-        return str(self.parser.dump(self.config, skip_none=False, skip_validation=True))
+        return str(self.parser.dump(self.config, skip_unset=False, skip_validation=True))
 
     # --------------------------------------------------------------- building
     def _seed(self) -> None:

@@ -45,6 +45,16 @@ def parameters(cls: type, skip: Iterable[str] = ()) -> tuple[dict[str, Any], boo
     return found, open_ended
 
 
+def required(cls: type, skip: Iterable[str] = ()) -> list[str]:
+    """The constructor's parameters without a default."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in signature.parameters.values() if p.default is p.empty and p.kind in kinds and p.name not in skip]
+
+
 def accepts(hint: Any, value: Any) -> bool:
     """Whether ``value`` (as read from YAML) is of type ``hint``; hints it cannot judge accept anything."""
     if hint is Any or hint is inspect.Parameter.empty or isinstance(hint, typing.TypeVar):
@@ -188,6 +198,13 @@ class Checker:
         if arguments is not None and not isinstance(arguments, dict):
             raise ConfigError(f"{dotted(key)}.init_args ({where}) is a mapping of argument names to values")
         self._arguments(document, cls, arguments or {}, key + ("init_args",), slot.skip)
+        missing = [name for name in required(cls, slot.skip) if name not in (arguments or {})]
+        if slot.plugins and missing:
+            raise ConfigError(
+                f"{dotted(key)} ({where}): {cls.__qualname__}() requires {', '.join(missing)}; "
+                f"set it with --{dotted(key[:-1] if isinstance(key[-1], int) else key)}.{missing[0]} VALUE "
+                "or under init_args in the config"
+            )
 
     def _arguments(self, document: Document, cls: type, arguments: Any, key: Key, skip: Iterable[str]) -> None:
         if not isinstance(arguments, dict):

@@ -96,7 +96,7 @@ def test_print_config_shows_every_value_with_its_origin_and_runs_nothing(
 ) -> None:
     assert main(["fit", "--config", str(run_yaml), "--trainer.max_epochs", "4", "--print_config"]) == 0
     out = capsys.readouterr().out
-    assert f"max_epochs: 4  # --trainer.max_epochs" in out
+    assert "max_epochs: 4  # --trainer.max_epochs" in out
     assert f"limit_val_batches: 2  # {run_yaml}:4" in out
     assert "min_delta: 0.0  # default" in out  # a plugin's default argument
     assert "model_checkpoint (ember" in out  # the plugins a Trainer adds by default

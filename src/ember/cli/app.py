@@ -177,6 +177,9 @@ class CLI:
             self.parser.print_help()
             raise SystemExit(0)
         keys: dict[str, Any] = {key: Any for key in self.parser.get_defaults().keys()}
+        for action in self.parser._actions:  # the hints of arguments a script added
+            if action.dest in keys:
+                keys[action.dest] = getattr(action, "_typehint", None) or Any
         trainer_hints, _ = parameters(self.trainer_class, skip={"callbacks", "logger"})
         keys.update({f"trainer.{name}": hint for name, hint in trainer_hints.items()})
         keys.update({"seed_everything": bool | int, "ckpt_path": str | None})

@@ -51,10 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 a plugin failed to load, 2 usage error)."""
     arguments_given = list(sys.argv[1:] if argv is None else argv)
-    from ember.cli.run import RUN_COMMANDS, run_command
+    from ember.cli.run import RUN_COMMANDS, run_command, subcommand_first
 
-    if arguments_given[:1] and arguments_given[0] in RUN_COMMANDS:
-        return run_command(arguments_given)
+    if subcommand_first(arguments_given)[:1] and subcommand_first(arguments_given)[0] in RUN_COMMANDS:
+        return run_command(subcommand_first(arguments_given))
     parser = _parser()
     try:
         arguments = parser.parse_args(argv)

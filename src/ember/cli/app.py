@@ -20,7 +20,7 @@ from typing import Any
 from ember.cli.checks import Checker, parameters
 from ember.cli.names import import_class
 from ember.cli.printing import annotated, config_header
-from ember.cli.run import RUN_COMMANDS
+from ember.cli.run import RUN_COMMANDS, subcommand_first
 from ember.cli.slots import Slot, read_argv
 from ember.cli.sources import ConfigError
 
@@ -71,7 +71,7 @@ class CLI:
         self.prog = prog or os.path.basename(sys.argv[0])
         self.subcommand: str | None = None
         self.config_path: str | None = None
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = subcommand_first(list(sys.argv[1:] if args is None else args))
         try:
             if run:
                 if argv[:1] in (["-h"], ["--help"]):

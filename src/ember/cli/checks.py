@@ -52,7 +52,9 @@ def required(cls: type, skip: Iterable[str] = ()) -> list[str]:
     except (TypeError, ValueError):
         return []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in signature.parameters.values() if p.default is p.empty and p.kind in kinds and p.name not in skip]
+    return [
+        p.name for p in signature.parameters.values() if p.default is p.empty and p.kind in kinds and p.name not in skip
+    ]
 
 
 def accepts(hint: Any, value: Any) -> bool:

@@ -50,6 +50,9 @@ def class_path(name: str, slot: str, where: str) -> str:
         return text
     if slot in SHORT_NAME_MODULES:
         return f"{SHORT_NAME_MODULES[slot]}.{text}"
+    by_class = sorted({path for path in plugins.values() if path.rsplit(".", 1)[-1] == text})
+    if len(by_class) == 1:  # a plugin's class name, as LightningCLI accepts EarlyStopping
+        return by_class[0]
     raise ConfigError(
         f"no plugin named {text!r} ({where}){did_you_mean(text, plugins)}\n"
         f"  installed plugins: {', '.join(sorted(plugins))}\n"

@@ -26,6 +26,16 @@ def register(commands: Any) -> None:
         commands.add_parser(name, help=_HELP[name], add_help=False)
 
 
+def subcommand_first(argv: list[str]) -> list[str]:
+    """``--config A fit ...`` -> ``fit --config A ...``: config files are accepted before the subcommand too."""
+    index = 0
+    while index < len(argv) - 1 and argv[index] == "--config":
+        index += 2
+    if 0 < index < len(argv) and argv[index] in RUN_COMMANDS:
+        return [argv[index], *argv[:index], *argv[index + 1 :]]
+    return argv
+
+
 def run_command(argv: Sequence[str]) -> int:
     """``ember <subcommand> ...``; returns the exit code (2 for a config refused before anything started)."""
     from ember.cli.app import CLI

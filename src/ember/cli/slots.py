@@ -80,7 +80,7 @@ def _normalize_entry(document: Document, slot: Slot, key: Key) -> None:
         document.set(key, value, where)
         return
     if isinstance(value, str):
-        document.set(key, {"class_path": class_path(value, key[-1] if isinstance(key[-1], str) else "", where)}, where)
+        document.set(key, {"class_path": class_path(value, _slot_name(slot), where)}, where, {("class_path",): where})
         return
     if not isinstance(value, dict):
         raise ConfigError(f"{dotted(key)} ({where}) names a class: give pkg.module.Class, a plugin name or class_path")
@@ -191,8 +191,10 @@ def apply_flag(document: Document, name: str, text: FlagValue, slots: Sequence[S
             )
             if index is None:
                 index = len(entries)
-                document.set(slot.key, entries + [{"class_path": path}], document.origin(slot.key) or origin)
-                document.origins[slot.key + (index,)] = origin
+                if current is None:
+                    document.set(slot.key, entries, origin)
+                entries.append({"class_path": path})
+                document.origins[slot.key + (index,)] = document.origins[slot.key + (index, "class_path")] = origin
             rest = rest[1:]
         elif not entries:
             raise ConfigError(f"{origin}: no {slot.key[-1]} was given before it to set an argument of")

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     for name in COMMANDS:
         import_module(f"ember.cli.{name}").register(commands)
+    from ember.cli import extensions
+
+    extensions.add_commands(commands)
     return parser
 
 

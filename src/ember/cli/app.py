@@ -166,6 +166,9 @@ class CLI:
         parser.add_subclass_arguments(scheduler, "lr_scheduler", skip={"optimizer"}, instantiate=False, required=False)
         if self.trainer_defaults:
             parser.set_defaults({f"trainer.{key}": value for key, value in self.trainer_defaults.items()})
+        from ember.cli import extensions
+
+        extensions.add_arguments(parser, self.subcommand or "fit")
         self.add_arguments_to_parser(parser)
         return parser
 

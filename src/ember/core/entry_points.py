@@ -78,15 +78,15 @@ def clear_cache() -> None:
     _SCANS.clear()
 
 
-def installed() -> tuple[EntryPoint, ...]:
-    """Every ``ember.plugins`` entry point on ``sys.path``, in path order; the first copy of a distribution wins."""
-    key = tuple(sys.path)
+def installed(group: str = GROUP) -> tuple[EntryPoint, ...]:
+    """Every ``ember.plugins`` (or ``group``) entry point on ``sys.path``, in path order; the first copy of a distribution wins."""
+    key = tuple(sys.path) if group == GROUP else (group, *sys.path)
     if key not in _SCANS:
-        _SCANS[key] = tuple(_scan(key))
+        _SCANS[key] = tuple(_scan(tuple(sys.path), group))
     return _SCANS[key]
 
 
-def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
+def _scan(path: tuple[str, ...], group: str = GROUP) -> Iterator[EntryPoint]:
     seen: set[str] = set()
     for entry in path:
         try:
@@ -106,14 +106,14 @@ def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
                     text = file.read()
             except OSError:
                 continue
-            if f"[{GROUP}]" not in text:
+            if f"[{group}]" not in text:
                 continue
             headers = _headers(location)
             name = headers.get("Name", [project])[0]
             version = headers.get("Version", ["?"])[0]
             requires = tuple(headers.get("Requires-Dist", ()))
             source = "builtin" if project == "ember" else "entrypoint"
-            for ep_name, value in _section(text, GROUP):
+            for ep_name, value in _section(text, group):
                 yield EntryPoint(ep_name, value, name, version, requires, source)
 
 

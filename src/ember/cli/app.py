@@ -11,6 +11,7 @@ before anything is built and exits with code 2.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sys
@@ -207,7 +208,7 @@ class CLI:
 
         seed = self.config.seed_everything
         if seed is True:
-            seed = random.SystemRandom().randint(0, 2**32 - 1)
+            seed = _shared_seed()
         if seed is not False:
             self.config.seed_everything = seed_everything(seed, workers=True)
 
@@ -268,6 +269,20 @@ class CLI:
 
 #: Lightning's name for the same class, so ``from ember.cli import LightningCLI`` ports a script unchanged.
 LightningCLI = CLI
+
+
+def _shared_seed() -> int:
+    """A random seed every rank of the run agrees on.
+
+    A rank ember launched inherits the seed its launcher chose (``EMBER_GLOBAL_SEED``); under torchrun, where
+    ranks start apart, the seed derives from the run id torchrun gives them all; otherwise it is fresh.
+    """
+    if "LOCAL_RANK" in os.environ and os.environ.get("EMBER_GLOBAL_SEED", "").isdigit():
+        return int(os.environ["EMBER_GLOBAL_SEED"])
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id:
+        return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16)
+    return random.SystemRandom().randint(0, 2**32 - 1)
 
 
 def _scheduler_base(torch: Any) -> str:

@@ -103,3 +103,7 @@ def test_the_real_command_exits_two_with_the_message(ember: Any, run_yaml: Path,
     assert result.returncode == 2 and result.stdout == ""
     assert "ember fit: error: unknown key 'patince'" in result.stderr and "did you mean `patience`?" in result.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_run_without_a_model_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "no model: give --model pkg.module.Class, or model: in a --config file" in refused(capsys)

@@ -50,6 +50,7 @@ def test_a_plugin_command_appears_in_help_with_the_plugins_name(ember: Any, site
     out = ember("--help", env=site).stdout
     assert "say hello (plugin greeter, ember-greeter 1.0)" in out
     assert "provided by (plugin greeter, ember-greeter 1.0)" in ember("greet", "--help", env=site).stdout
+    assert "how loud (plugin greeter, ember-greeter 1.0)" in ember("fit", "--help", env=site).stdout
 
 
 def test_a_plugin_command_runs_and_its_return_value_is_the_exit_code(ember: Any, site: dict[str, str]) -> None:

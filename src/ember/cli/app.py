@@ -188,7 +188,10 @@ class CLI:
         keys.update({f"trainer.{name}": hint for name, hint in trainer_hints.items()})
         keys.update({"seed_everything": bool | int, "ckpt_path": str | None})
         for slot in slots:
-            keys = {k: v for k, v in keys.items() if not k.startswith(".".join(map(str, slot.key)))}
+            name = ".".join(map(str, slot.key))
+            keys = {k: v for k, v in keys.items() if k != name and not k.startswith(name + ".")}
+        if self.model_class is None and request.document.get(("model",)) is None:
+            raise ConfigError("no model: give --model pkg.module.Class, or model: in a --config file")
         Checker(slots, keys).check(request.document)
         self.document = request.document
         try:

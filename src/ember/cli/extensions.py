@@ -74,5 +74,9 @@ def add_commands(commands: Any) -> None:
 
 
 def add_arguments(parser: Any, subcommand: str) -> None:
-    """Let plugins add their config sections to a run's parser."""
-    _call_each("ember_add_arguments", {"parser": parser, "subcommand": subcommand})
+    """Let plugins add their config sections to a run's parser; ``--help`` names the plugin beside each option."""
+    arguments = {"parser": parser, "subcommand": subcommand}
+    for ep, added in _call_each("ember_add_arguments", arguments, lambda: {str(id(a)) for a in parser._actions}):
+        for action in parser._actions:
+            if str(id(action)) in added:
+                action.help = f"{action.help or ''} (plugin {ep.name}, {ep.origin})".strip()

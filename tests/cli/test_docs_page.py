@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from pathlib import Path
@@ -49,9 +50,9 @@ def test_the_documented_errors_are_printed_as_shown(example_config: Path, capsys
         edit = re.search(r'"(\w+): (\w+)"', comment)
         if edit:
             original = example_config.read_text()
-            wrong = edit.group(1)
-            right = next(key for key in ("patience",) if key != wrong)
-            example_config.write_text(original.replace(f"{right}: {edit.group(2)}", f"{wrong}: {edit.group(2)}"))
+            wrong, value = edit.groups()
+            right = difflib.get_close_matches(wrong, re.findall(r"(\w+): " + value, original))[0]
+            example_config.write_text(original.replace(f"{right}: {value}", f"{wrong}: {value}", 1))
         assert main(shlex.split(command)[1:]) == 2
         assert capsys.readouterr().err.splitlines()[0] == text[index + 1]
         if edit:

@@ -157,7 +157,8 @@ def test_listing_builtins_and_their_hooks_never_imports_torch() -> None:
         "main(['plugins', 'show', 'model_checkpoint'])\n"
         "main(['hooks'])\n"
         "main(['--version'])\n"
-        "heavy = sorted(m for m in ('torch', 'tqdm', 'rich', 'tensorboard', 'psutil') if m in sys.modules)\n"
+        "main(['--help'])\n"
+        "heavy = sorted(m for m in ('torch', 'tqdm', 'rich', 'tensorboard', 'psutil', 'jsonargparse') if m in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     result = run_python(code)

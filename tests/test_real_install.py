@@ -216,6 +216,43 @@ def test_the_examples_own_tests_pass_with_ember_testing(example: Run, tmp_path: 
     assert " passed" in result.stdout and result.returncode == 0, result.stdout[-3000:]
 
 
+# ------------------------------------------------------------ ember fit chooses it by name
+FIT_CONFIG = """
+trainer:
+  max_epochs: 1
+  limit_train_batches: 2
+  limit_val_batches: 1
+  logger: false
+  enable_checkpointing: false
+  enable_progress_bar: false
+  enable_model_summary: false
+  default_root_dir: .
+model: ember.testing.models.TinyModel
+"""
+
+
+def test_ember_fit_chooses_and_configures_an_installed_plugin_by_name(example: Run, tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text(FIT_CONFIG)
+    name = ["--trainer.callbacks+=example_counter", "--trainer.callbacks.example_counter.label", "counted"]
+    result = example(sys.executable, "-m", "ember", "fit", "--config", "run.yaml", *name, folder=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "counted: 2 training batches" in result.stdout
+    assert "example_counter: 2 training batches" not in result.stdout  # the configured one replaced the autoloaded one
+    assert "#   ember-example 0.1.0: example_counter, example_hooks" in (tmp_path / "config.yaml").read_text()
+
+
+def test_ember_fit_checks_an_installed_plugins_arguments(example: Run, tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text(
+        FIT_CONFIG.replace("trainer:\n", "trainer:\n  callbacks:\n    - example_counter: {lable: counted}\n")
+    )
+    result = example(sys.executable, "-m", "ember", "fit", "--config", "run.yaml", folder=tmp_path)
+    assert result.returncode == 2 and not (tmp_path / "config.yaml").exists()
+    assert (
+        "unknown key 'lable' at trainer.callbacks[0].init_args.lable (run.yaml:4); did you mean `label`?"
+        in result.stderr
+    )
+
+
 # ------------------------------------------------------------------------ broken packages
 BROKEN = """
 import no_such_dependency

@@ -589,3 +589,32 @@ TWO_WAY_HOOKS: tuple[str, ...] = (
     "ember_validation_outputs",
     "ember_predict_outputs",
 )
+
+
+# ------------------------------------------------------------- the command line
+# Hooks of the ``ember`` command, not of a Trainer. They live in a class so that they
+# stay out of the Trainer's hooks and of Callback (a module-level @hookspec is a Trainer
+# hook). The command registers the modules named by ``ember.cli`` entry points, which a
+# plugin keeps free of torch so that ``ember --help`` stays fast.
+
+
+class CommandLineHooks:
+    """Hooks a plugin implements (``@ember.hookimpl``) to extend the ``ember`` command."""
+
+    @hookspec
+    def ember_add_commands(self, commands: Any) -> None:
+        """Called when the ``ember`` command builds its parser, to add subcommands.
+
+        :param commands: argparse's subparsers: ``commands.add_parser(name, help=...)`` returns a parser;
+            ``parser.set_defaults(run=function)`` makes ``ember NAME ...`` call ``function(arguments)``,
+            whose return value is the exit code.
+        """
+
+    @hookspec
+    def ember_add_arguments(self, parser: Any, subcommand: str) -> None:
+        """Called when ``ember fit|validate|test|predict`` builds its parser, to add a config section.
+
+        :param parser: the jsonargparse parser; ``parser.add_argument("--my_plugin.level", type=int, default=1)``
+            adds a typed option that ``--help`` lists, the checks cover and ``cli.config`` holds.
+        :param subcommand: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
+        """

@@ -5,12 +5,14 @@
 * ``ember plugins new NAME`` -- a plugin package that installs and passes its test as generated;
 * ``ember plugins install|uninstall NAME...`` -- pip in ember's environment, rolled back unless a working plugin;
 * ``ember hooks`` -- every hook with its arguments and one-line summary;
+* ``ember fit|validate|test|predict --config run.yaml [--KEY VALUE ...]`` -- a run from a config
+  (:class:`ember.cli.CLI`, also importable as ``LightningCLI``, loaded on first use);
 * ``ember --version`` -- ember's version and the active third-party plugins, as pytest's header shows them.
 
 Each command family lives in its own module with a ``register(commands)``
 function that adds its subparser and sets ``run``; :data:`COMMANDS` lists them.
 Exit codes: 0 ok, 1 when a plugin failed to load (or is incompatible), 2 usage errors.
-Nothing here imports torch, so listing stays fast.
+Nothing here imports torch or jsonargparse, so listing stays fast; the run commands load them.
 """
 
 from __future__ import annotations
@@ -20,12 +22,22 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from ember.cli.common import OK, USAGE
 from ember.errors import MisconfigurationError
 
 #: Modules under ember.cli that each add one command family.
-COMMANDS: tuple[str, ...] = ("hooks", "plugins")
+COMMANDS: tuple[str, ...] = ("hooks", "plugins", "run")
+
+#: Names loaded from ember.cli.app on first use (it imports torch and jsonargparse).
+_LAZY = ("CLI", "LightningCLI")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module("ember.cli.app"), name)
+    raise AttributeError(f"module 'ember.cli' has no attribute {name!r}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,11 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     for name in COMMANDS:
         import_module(f"ember.cli.{name}").register(commands)
+    from ember.cli import extensions
+
+    extensions.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 a plugin failed to load, 2 usage error)."""
+    arguments_given = list(sys.argv[1:] if argv is None else argv)
+    from ember.cli.run import RUN_COMMANDS, run_command, subcommand_first
+
+    if subcommand_first(arguments_given)[:1] and subcommand_first(arguments_given)[0] in RUN_COMMANDS:
+        return run_command(subcommand_first(arguments_given))
     parser = _parser()
     try:
         arguments = parser.parse_args(argv)

@@ -22,6 +22,9 @@ from typing import Any
 GROUP = "ember.plugins"
 #: Entry points naming a module or class of ``@ember.hookspec`` functions: hooks a distribution adds.
 SPECS_GROUP = "ember.hookspecs"
+#: Entry points naming modules that add ``ember`` subcommands (see ember.cli.extensions).
+CLI_GROUP = "ember.cli"
+GROUPS = (GROUP, SPECS_GROUP, CLI_GROUP)
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,20 @@ def clear_cache() -> None:
 
 
 def installed(group: str = GROUP) -> tuple[EntryPoint, ...]:
-    """Every entry point of ``group`` on ``sys.path``, in path order; the first copy of a distribution wins."""
+    """Every entry point of ``group`` on ``sys.path``, in path order; the first copy of a distribution wins.
+
+    ember's own groups are read in one pass over the metadata; another group gets a pass of its own.
+    """
     key = tuple(sys.path)
     if key not in _SCANS:
-        found = tuple(_scan(key))
-        _SCANS[key] = {name: tuple(ep for ep in found if ep.group == name) for name in (GROUP, SPECS_GROUP)}
+        found = tuple(_scan(key, GROUPS))
+        _SCANS[key] = {name: tuple(ep for ep in found if ep.group == name) for name in GROUPS}
+    if group not in _SCANS[key]:
+        _SCANS[key][group] = tuple(_scan(key, (group,)))
     return _SCANS[key][group]
 
 
-def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
+def _scan(path: tuple[str, ...], groups: tuple[str, ...]) -> Iterator[EntryPoint]:
     seen: set[str] = set()
     for entry in path:
         try:
@@ -111,14 +119,14 @@ def _scan(path: tuple[str, ...]) -> Iterator[EntryPoint]:
                     text = file.read()
             except OSError:
                 continue
-            if f"[{GROUP}]" not in text and f"[{SPECS_GROUP}]" not in text:
+            if not any(f"[{group}]" in text for group in groups):
                 continue
             headers = _headers(location)
             name = headers.get("Name", [project])[0]
             version = headers.get("Version", ["?"])[0]
             requires = tuple(headers.get("Requires-Dist", ()))
             source = "builtin" if project == "ember" else "entrypoint"
-            for group in (GROUP, SPECS_GROUP):
+            for group in groups:
                 for ep_name, value in _section(text, group):
                     yield EntryPoint(ep_name, value, name, version, requires, source, group)
 

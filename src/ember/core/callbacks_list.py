@@ -18,6 +18,29 @@ def as_callback_list(returned: Any) -> list[Any]:
     return [returned]
 
 
+def check_callbacks(items: Sequence[Any]) -> None:
+    """Raise, naming the item, unless each of ``Trainer(callbacks=...)`` is a Callback or carries ``@ember.hookimpl``s.
+
+    A Callback class instead of an instance, a string, None or an object with
+    no hooks would otherwise be accepted and never called.
+    """
+    from ember.core.pluginmanager import has_hookimpls
+
+    accepted = "accepted are Callback instances and objects or modules with @ember.hookimpl functions"
+    for index, item in enumerate(items):
+        if isinstance(item, Callback):
+            continue
+        if isinstance(item, type) and issubclass(item, Callback):
+            raise MisconfigurationError(
+                f"callbacks[{index}] is the class {item.__qualname__}, not an instance: "
+                f"pass {item.__qualname__}(...); {accepted}"
+            )
+        if item is None or isinstance(item, (str, bytes, int, float, bool)) or not has_hookimpls(item):
+            raise MisconfigurationError(
+                f"callbacks[{index}] is {item!r} ({type(item).__name__}), which has no hooks; {accepted}"
+            )
+
+
 def merge_model_callbacks(plugins: Sequence[Any], model_callbacks: Sequence[Any]) -> list[Any]:
     """Replace each Trainer callback whose type a model callback is (or subclasses), then append the model's."""
     for callback in model_callbacks:

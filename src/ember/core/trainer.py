@@ -13,7 +13,7 @@ import torch
 
 from ember.callback import Callback
 from ember.core import discovery, flags
-from ember.core.callbacks_list import arrange_callbacks, merge_model_callbacks
+from ember.core.callbacks_list import arrange_callbacks, check_callbacks, merge_model_callbacks
 from ember.core.loops.evaluation import ModuleModes
 from ember.core.metrics import MetricStore
 from ember.core.module import Module
@@ -157,6 +157,7 @@ class Trainer(TrainerProperties):
         self._user_callbacks = (
             list(callbacks) if isinstance(callbacks, (list, tuple)) else ([callbacks] if callbacks is not None else [])
         )
+        check_callbacks(self._user_callbacks)
         self._plugin_records = discovery.plugins_for_trainer(
             self,
             user_plugins=self._user_callbacks,
@@ -193,7 +194,7 @@ class Trainer(TrainerProperties):
     def _check_state_keys(self) -> None:
         seen: dict[str, Callback] = {}
         for callback in self.callbacks:
-            if type(callback).state_dict is Callback.state_dict:
+            if getattr(type(callback), "state_dict", None) is Callback.state_dict:
                 continue
             key = callback.state_key
             if key in seen:

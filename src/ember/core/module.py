@@ -158,6 +158,12 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         for name, value in dictionary.items():
             self.log(name, value, **kwargs)
 
+    # -------------------------------------------------------------------- steps
+    def predict_step(self, *args: Any, **kwargs: Any) -> Any:
+        """The model's output for the batch, ``self(batch)``; override it to predict something else."""
+        batch = kwargs.get("batch", args[0] if args else None)
+        return self(batch)
+
     # --------------------------------------------------------------- optimizers
     def optimizers(self, use_pl_optimizer: bool = True) -> Any:
         """The optimizers from ``configure_optimizers``: one, or a list when there are several."""

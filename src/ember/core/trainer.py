@@ -56,6 +56,7 @@ class Trainer(TrainerProperties):
         limit_test_batches: int | float | None = None,
         limit_predict_batches: int | float | None = None,
         val_check_interval: int | float | None = None,
+        overfit_batches: int | float = 0.0,
         check_val_every_n_epoch: int | None = 1,
         num_sanity_val_steps: int | None = None,
         log_every_n_steps: int | None = None,
@@ -115,6 +116,9 @@ class Trainer(TrainerProperties):
             self.max_epochs, self.max_steps, self.num_sanity_val_steps = 1, n, 0
             self.val_check_interval, self.log_every_n_steps = 1.0, 1
             logger = False if logger is None else logger
+        self.overfit_batches = flags.count_or_fraction("overfit_batches", overfit_batches, 0.0)
+        if self.overfit_batches > 0:  # as Lightning: the same first batches of the train and val sets, in order
+            self.limit_train_batches = self.limit_val_batches = self.overfit_batches
         self._default_root_dir = os.fspath(default_root_dir) if default_root_dir is not None else os.getcwd()
         self.strategy = select_strategy(accelerator, strategy, devices, num_nodes)
         self._precision_flag = normalize_precision(precision)
@@ -378,6 +382,8 @@ class Trainer(TrainerProperties):
         else:
             loaders = data.as_list(source)
             self._seen_eval_batches = [0] * len(loaders)
+        if self.overfit_batches > 0 and kind in ("train", "val"):
+            loaders = [data.without_shuffling(loader, kind) for loader in loaders]
         loaders = [self.strategy.process_dataloader(loader, kind, self.use_distributed_sampler) for loader in loaders]
         for loader in loaders:
             data.seed_workers(loader, self.global_rank)

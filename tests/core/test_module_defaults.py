@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 import ember
-
 from ember.testing import TinyModel
-
 
 INPUTS = torch.randn(12, 32)
 

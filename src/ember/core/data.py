@@ -252,7 +252,7 @@ def without_shuffling(loader: Any, kind: str) -> Any:
             EmberWarning,
             stacklevel=2,
         )
-    return with_sampler(loader, SequentialSampler(loader.dataset))
+    return with_sampler(loader, SequentialSampler(loader.dataset))  # type: ignore[arg-type]
 
 
 def with_sampler(loader: DataLoader[Any], sampler: Sampler[int]) -> DataLoader[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,18 @@ def as_callback_list(returned: Any) -> list[Any]:
     if isinstance(returned, (list, tuple)):
         return list(returned)
     return [returned]
+
+
+def lend_logging(callbacks: Sequence[Any], module: Any) -> None:
+    """Give each callback the module's ``log`` and ``log_dict`` as ``self.log``/``self.log_dict``, as Lightning does.
+
+    A callback whose class defines its own ``log`` or ``log_dict`` keeps it.
+    """
+    for callback in callbacks:
+        for name in ("log", "log_dict"):
+            if not any(name in vars(klass) for klass in type(callback).__mro__ if klass is not object):
+                with contextlib.suppress(AttributeError):  # a mock with spec_set, or __slots__
+                    setattr(callback, name, getattr(module, name))
 
 
 def check_callbacks(items: Sequence[Any]) -> None:

@@ -358,7 +358,7 @@ def plugins_for_trainer(
                 )
             continue
         if not (given or settings.blocked_by(name) or (trainer.fast_dev_run and name == "model_summary")):
-            want_builtin(name)
+            want_builtin(_default_variant(name, user_plugins))
     wanted_names = {ep.name for ep, _ in wanted}
     for name in settings.requested:
         if name in builtins and name not in DEFAULTS and not settings.blocked_by(name) and name not in wanted_names:
@@ -395,6 +395,22 @@ def plugins_for_trainer(
         records += [PluginRecord(n, p, ep.origin, ep.source) for p, n in zip(plugins, names)]
     _report(faults, settings.strict)
     return records
+
+
+#: Default plugins that another user plugin swaps for a variant, as Lightning does: a RichProgressBar
+#: among the callbacks makes the default model summary a RichModelSummary.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "model_summary": ("ember.plugins.rich_progress:RichProgressBar", "rich_model_summary"),
+}
+
+
+def _default_variant(name: str, user_plugins: list[Any]) -> str:
+    """The entry-point name of the default plugin ``name`` stands for, given the user's plugins."""
+    if name in VARIANTS:
+        base, variant = VARIANTS[name]
+        if any(_is_instance(p, base) for p in user_plugins):
+            return variant
+    return name
 
 
 def replaced_defaults(user_plugins: list[Any]) -> set[str]:

@@ -191,7 +191,7 @@ def test_the_checkpointed_state_names_groups_by_parameter_name(trainer_factory, 
     assert groups[1]["lr"] == pytest.approx(0.01)  # as added; later LRs come back with the optimizer state
     assert state["previous_backbone_lr"] == pytest.approx(0.02)
     trainer.save_checkpoint(tmp_path / "c.ckpt")
-    saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"]["BackboneFinetuning"]
+    saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"][callback.state_key]
     assert saved["internal_optimizer_metadata"][0][1]["params"] == LINEAR
 
 

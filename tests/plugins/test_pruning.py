@@ -170,7 +170,7 @@ def test_checkpoints_hold_mask_free_weights_while_training_keeps_the_masks(
     assert set(state) == {"layer.weight", "layer.bias"}
     assert zeros(state["layer.weight"]) + zeros(state["layer.bias"]) == 49
     assert hasattr(model.layer, "weight_mask")  # the run itself still trains around its masks
-    masks = checkpoint["callbacks"]["ModelPruning"]["masks"]
+    masks = checkpoint["callbacks"][ModelPruning("l1_unstructured", amount=0.5).state_key]["masks"]
     assert set(masks) == {"layer.weight", "layer.bias"}
     assert torch.equal(masks["layer.weight"] == 0, state["layer.weight"] == 0)
 

@@ -145,7 +145,7 @@ def test_elapsed_training_time_is_saved_in_checkpoints_and_restored_on_resume(tr
     trainer.fit(SlowModel())
     path = tmp_path / "saved.ckpt"
     trainer.save_checkpoint(path)
-    saved = torch.load(path, weights_only=True)["callbacks"]["Timer"]["time_elapsed"]
+    saved = torch.load(path, weights_only=True)["callbacks"][first.state_key]["time_elapsed"]
     assert set(saved) == {"train", "sanity_check", "validate", "test", "predict"}
     assert saved["train"] == first.time_elapsed("train") >= 16 * 0.005
 

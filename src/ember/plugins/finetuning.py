@@ -277,6 +277,15 @@ class BackboneFinetuning(BaseFinetuning):
         self.rounding = rounding
         self.previous_backbone_lr: float | None = None
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            unfreeze_backbone_at_epoch=self.unfreeze_backbone_at_epoch,
+            lambda_func=self.lambda_func,
+            backbone_initial_ratio_lr=self.backbone_initial_ratio_lr,
+            backbone_initial_lr=self.backbone_initial_lr,
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "previous_backbone_lr": self.previous_backbone_lr}
 

@@ -82,6 +82,7 @@ class ModelPruning(Callback):
     ) -> None:
         self._use_global_unstructured = use_global_unstructured
         self._parameters_to_prune: Sequence[tuple[torch.nn.Module, str]] = parameters_to_prune
+        self._targets = [f"{type(module).__name__}.{name}" for module, name in parameters_to_prune]
         self._use_lottery_ticket_hypothesis = use_lottery_ticket_hypothesis
         self._resample_parameters = resample_parameters
         self._prune_on_train_epoch_end = prune_on_train_epoch_end
@@ -235,6 +236,17 @@ class ModelPruning(Callback):
             self.make_pruning_permanent(pl_module)
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            pruning_fn=self._pruning_method_name,
+            amount=self.amount,
+            use_global_unstructured=self._use_global_unstructured,
+            parameter_names=self._parameter_names,
+            parameters_to_prune=self._targets,
+            **self._global_kwargs,
+        )
+
     def on_save_checkpoint(self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]) -> None:
         if self._make_pruning_permanent:
             checkpoint["state_dict"] = _permanent_state_dict(pl_module)

@@ -117,6 +117,10 @@ class Timer(Callback):
             self._check_time_remaining(trainer)
 
     # --------------------------------------------------------------- state
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(interval=self._interval)  # not the duration: a resume may extend it
+
     def state_dict(self) -> dict[str, Any]:
         return {"time_elapsed": {stage.value: self.time_elapsed(stage) for stage in RunningStage}}
 

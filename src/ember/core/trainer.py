@@ -195,6 +195,17 @@ class Trainer(TrainerProperties):
         self.callbacks: list[Callback] = [p for p in plugins if isinstance(p, Callback)]
         self._check_state_keys()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies leave the plugin manager behind; ``__setstate__`` rebuilds it."""
+        from ember.core.pickling import trainer_state
+
+        return trainer_state(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from ember.core.pickling import restore_trainer
+
+        restore_trainer(self, state)
+
     def _check_state_keys(self) -> None:
         seen: dict[str, Callback] = {}
         for callback in self.callbacks:

@@ -15,6 +15,8 @@ from ember.callback import Callback
 from ember.core import discovery, flags
 from ember.core.callbacks_list import arrange_callbacks, check_callbacks, merge_model_callbacks
 from ember.core.loops.evaluation import ModuleModes
+from ember.core.messages import info
+from ember.core.messages import logger as ember_logger
 from ember.core.metrics import MetricStore
 from ember.core.module import Module
 from ember.core.pluginmanager import PluginManager
@@ -76,6 +78,7 @@ class Trainer(TrainerProperties):
         disable_plugins: Any = None,
         strict_plugins: bool | None = None,
     ) -> None:
+        ember_logger()  # the ember logger shows INFO messages until the user configures logging
         self.fast_dev_run = flags.fast_dev_run(fast_dev_run)
         self.max_epochs = flags.optional_int("max_epochs", max_epochs, 0, allow=(-1,))
         self.min_epochs = flags.optional_int("min_epochs", min_epochs, 0)
@@ -317,7 +320,7 @@ class Trainer(TrainerProperties):
     ) -> Any:
         if model is None and ckpt_path is None and fn != TrainerFn.FITTING and self._best_checkpoint():
             ckpt_path = "best"  # as Lightning: evaluating the fitted model means its best checkpoint
-            self.print(
+            info(
                 f"Trainer.{fn.value}() was called without a model: using the best checkpoint of the previous fit, "
                 f"{self._best_checkpoint()}. Pass ckpt_path='last' or a path to choose another."
             )

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -228,4 +229,4 @@ class EarlyStopping(Callback):
         if rank is not None:
             message = f"[rank: {rank}] {message}"
         if rank is None or not log_rank_zero_only or rank == 0:
-            print(message)
+            info(message, name=__name__, rank_zero_only=False)

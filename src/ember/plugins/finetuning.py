@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -331,6 +332,7 @@ class BackboneFinetuning(BaseFinetuning):
             optimizer.param_groups[-1]["lr"] = backbone_lr
         self.previous_backbone_lr = backbone_lr
         if self.verbose:
-            pl_module.print(
-                f"Current lr: {round(current_lr, self.rounding)}, Backbone lr: {round(backbone_lr, self.rounding)}"
+            info(
+                f"Current lr: {round(current_lr, self.rounding)}, Backbone lr: {round(backbone_lr, self.rounding)}",
+                name=__name__,
             )

@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
-from ember.core.rank import rank_zero_print
+from ember.core.messages import info
 from ember.errors import MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -359,15 +359,17 @@ class ModelPruning(Callback):
         zeros_before = sum(zeros for zeros, _ in before)
         zeros_after = sum(zeros for zeros, _ in after)
         method = self._pruning_method_name
-        rank_zero_print(
+        info(
             f"Applied `{method}`. Pruned: {zeros_before}/{total} ({zeros_before / total:.2%}) -> "
-            f"{zeros_after}/{total} ({zeros_after / total:.2%})"
+            f"{zeros_after}/{total} ({zeros_after / total:.2%})",
+            name=__name__,
         )
         if self._verbose == 2:
             for (module, name), (was, size), (now, _) in zip(self._parameters_to_prune, before, after):
-                rank_zero_print(
+                info(
                     f"Applied `{method}` to `{module!r}.{name}` with amount={amount}. Pruned: "
-                    f"{was} ({was / size:.2%}) -> {now} ({now / size:.2%})"
+                    f"{was} ({was / size:.2%}) -> {now} ({now / size:.2%})",
+                    name=__name__,
                 )
 
 

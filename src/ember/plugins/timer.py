@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
 from ember.core.flags import duration as parse_duration
+from ember.core.messages import info
 from ember.core.state import RunningStage
 from ember.errors import MisconfigurationError
 
@@ -133,7 +134,7 @@ class Timer(Callback):
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop and self._verbose:
             elapsed = timedelta(seconds=int(self.time_elapsed()))
-            trainer.print(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.")
+            info(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.", name=__name__)
 
 
 def _stage(stage: str) -> RunningStage:

@@ -15,7 +15,7 @@ from ember.cli import main
 from ember.core import discovery
 from ember.core.pluginmanager import HOOK_NAMES
 
-KEYS = {"name", "distribution", "version", "source", "status", "reason", "hooks"}
+KEYS = {"name", "distribution", "version", "source", "status", "reason", "object", "hooks"}
 
 
 @pytest.fixture(autouse=True)

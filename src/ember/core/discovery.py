@@ -238,7 +238,7 @@ class PluginReport:
     def to_json(self) -> dict[str, Any]:
         """The object ``ember plugins list --json`` prints."""
         keys = ("name", "distribution", "version", "source", "status", "reason")
-        return {**{key: getattr(self, key) for key in keys}, "hooks": list(self.hooks)}
+        return {**{key: getattr(self, key) for key in keys}, "object": self.entry_point, "hooks": list(self.hooks)}
 
 
 def survey(settings: Settings | None = None) -> list[PluginReport]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -226,8 +226,8 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hook_name = opts.get("specname") or attr
             if hook_name not in HOOK_NAMES:
-                close = [h for h in sorted(HOOK_NAMES) if _similar(h, hook_name)]
-                hint = f"; did you mean {close[0]!r}?" if close else "; `ember hooks` lists them"
+                close = closest(hook_name, HOOK_NAMES)
+                hint = f"; did you mean {close!r}?" if close else "; `ember hooks` lists them"
                 raise PluginError(f"plugin {self.describe(name)} implements unknown hook {hook_name!r}{hint}")
 
     def _explain(self, plugin: object, name: str, pluggy_message: str) -> str:
@@ -375,7 +375,9 @@ def _sort_impls(caller: pluggy.HookCaller, rank: dict[int, int]) -> None:
     )
 
 
-def _similar(a: str, b: str) -> bool:
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name`` (a typo'd hook or plugin name), or None when none is close."""
     import difflib
 
-    return difflib.SequenceMatcher(None, a, b).ratio() > 0.8
+    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.8)
+    return matches[0] if matches else None

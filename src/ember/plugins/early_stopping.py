@@ -46,7 +46,7 @@ class EarlyStopping(Callback):
     :param monitor: the logged metric to watch.
     :param min_delta: an improvement must exceed this much (an equal value is no improvement).
     :param patience: checks without improvement before stopping; checks, not epochs.
-    :param verbose: print why the metric improved or the run stopped.
+    :param verbose: log (INFO, ``ember`` logger) why the metric improved or the run stopped.
     :param mode: ``"min"`` or ``"max"``: which direction is better.
     :param strict: raise if ``monitor`` was not logged (False: skip the check).
     :param check_finite: stop when the metric becomes NaN or infinite.

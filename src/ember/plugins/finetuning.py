@@ -250,7 +250,7 @@ class BackboneFinetuning(BaseFinetuning):
     :param should_align: cap the backbone LR at the first group's LR.
     :param initial_denom_lr: passed to :meth:`unfreeze_and_add_param_group`.
     :param train_bn: whether the backbone's batch norms train while it is frozen and join its group.
-    :param verbose: print both LRs at each epoch from the unfreeze on.
+    :param verbose: log both LRs at each epoch from the unfreeze on.
     :param rounding: decimals printed with ``verbose``.
     """
 

@@ -43,7 +43,7 @@ class ModelCheckpoint(Checkpoint):
         else ``<default_root_dir>/checkpoints``.
     :param filename: a template such as ``"{epoch}-{val_loss:.2f}"``; ``"{epoch}-{step}"`` by default.
     :param monitor: the logged metric that ranks checkpoints; None keeps the latest.
-    :param verbose: print a line each time a checkpoint is (or is not) kept.
+    :param verbose: log a line each time a checkpoint is (or is not) kept.
     :param save_last: True writes ``last.ckpt`` whenever a checkpoint is saved; ``"link"`` makes it a
         relative symlink to the latest checkpoint instead.
     :param save_top_k: how many to keep: k, 0 for none, -1 for all.

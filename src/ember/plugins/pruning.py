@@ -58,7 +58,7 @@ class ModelPruning(Callback):
     :param resample_parameters: with the lottery ticket, reset to freshly initialised values instead.
     :param pruning_dim: the dimension structured pruning removes slices along.
     :param pruning_norm: the norm ``ln_structured`` ranks slices by.
-    :param verbose: 0 quiet, 1 print the overall sparsity after each pruning, 2 also each parameter's.
+    :param verbose: 0 quiet, 1 log the overall sparsity after each pruning, 2 also each parameter's.
     :param prune_on_train_epoch_end: prune at train-epoch end (True) or validation-epoch end (False).
     """
 

@@ -32,7 +32,7 @@ class Timer(Callback):
         or a dict of timedelta arguments such as ``{"minutes": 30}``; None only measures.
     :param interval: check the budget after every training batch (``"step"``) or at
         the end of every training epoch (``"epoch"``).
-    :param verbose: print a line when the budget is spent.
+    :param verbose: log a line when the budget is spent.
 
     Times are in seconds, from :func:`time.monotonic`. The decision to stop is
     global rank 0's, broadcast to every process, so all ranks stop after the

@@ -55,7 +55,7 @@ def test_a_mock_callback_made_with_spec_is_called_for_every_hook(trainer_factory
     callback = mock.Mock(spec=ember.Callback)
     trainer = trainer_factory(callbacks=[callback], max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     trainer.fit(tiny_model)
-    callback.setup.assert_called_once_with(trainer, tiny_model, "fit")
+    callback.setup.assert_called_once_with(trainer, tiny_model, stage="fit")  # as Lightning calls it
     callback.on_fit_start.assert_called_once_with(trainer, tiny_model)
     assert callback.on_train_batch_end.call_count == 2
     callback.on_fit_end.assert_called_once_with(trainer, tiny_model)

@@ -261,7 +261,8 @@ class CallbackHooks:
                 continue
             argnames = spec_argnames(hook_name)
             self.targets[hook_name] = function
-            setattr(self, hook_name, _positional(function, hook_name, argnames, label))
+            call = _mock_call if is_mock(callback) else _positional
+            setattr(self, hook_name, call(function, hook_name, argnames, label))
             self.opts[hook_name] = _inherited_opts(callback, hook_name)
 
     def __repr__(self) -> str:
@@ -336,6 +337,17 @@ def _positional(
     if plain and tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
         return function
     return _adapter(argnames, min(len(positional), len(argnames)))(function)
+
+
+def _mock_call(function: Any, hook_name: str, argnames: tuple[str, ...], label: str) -> Callable[..., Any]:
+    """A mock's hook, called as Lightning calls it, so ``assert_called_with`` reads the same: ``stage`` by keyword."""
+    if argnames != ("trainer", "pl_module", "stage"):
+        return _adapter(argnames, len(argnames))(function)
+
+    def hook(trainer: Any, pl_module: Any, stage: str) -> Any:
+        return function(trainer, pl_module, stage=stage)
+
+    return hook
 
 
 _ADAPTERS: dict[tuple[tuple[str, ...], int], Callable[[Callable[..., Any]], Callable[..., Any]]] = {}

@@ -16,7 +16,7 @@ from ember.core import discovery
 from ember.core.pluginmanager import HOOK_NAMES
 from ember.hookspecs import TWO_WAY_HOOKS
 
-KEYS = {"name", "distribution", "version", "source", "status", "reason", "hooks"}
+KEYS = {"name", "distribution", "version", "source", "status", "reason", "object", "hooks"}
 
 
 @pytest.fixture(autouse=True)

@@ -31,8 +31,13 @@ class Callback:
         return type(self).__qualname__
 
     def _generate_state_key(self, **kwargs: Any) -> str:
-        """Build a state key such as ``Counter{'what': 'batches'}`` from identity-defining settings."""
-        return f"{type(self).__qualname__}{kwargs!r}"
+        """Build a state key such as ``Counter{'what': 'batches'}`` from identity-defining settings.
+
+        A function among the settings stands as its qualified name, so the key
+        is the same in the run that resumes from the checkpoint.
+        """
+        settings = {key: _stable(value) for key, value in kwargs.items()}
+        return f"{type(self).__qualname__}{settings!r}"
 
     # ------------------------------------------------------------------ stages
     def setup(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
@@ -193,3 +198,13 @@ class Callback:
 
 class Checkpoint(Callback):
     """Base class of callbacks that save checkpoints; they run after every other callback."""
+
+
+def _stable(value: Any) -> Any:
+    """``value`` with functions (and other callables) replaced by their qualified names, for state keys."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_stable(item) for item in value)
+    if callable(value):
+        target = getattr(value, "func", value)  # functools.partial
+        return getattr(target, "__qualname__", type(target).__qualname__)
+    return value

@@ -431,7 +431,7 @@ def test_a_model_with_strict_loading_false_resumes_from_a_checkpoint_that_only_p
     assert torch.equal(model.layer.weight, torch.load(path, weights_only=True)["state_dict"]["layer.weight"])
 
 
-def test_validate_without_a_model_after_fit_uses_the_best_checkpoint(tmp_path, capsys) -> None:
+def test_validate_without_a_model_after_fit_uses_the_best_checkpoint(tmp_path, caplog) -> None:
     from ember.callbacks import ModelCheckpoint
     from ember.testing import TinyModel, make_trainer
 
@@ -440,7 +440,7 @@ def test_validate_without_a_model_after_fit_uses_the_best_checkpoint(tmp_path, c
     trainer.fit(TinyModel())
     trainer.validate(verbose=False)
     assert trainer.ckpt_path == checkpoint.best_model_path
-    assert "using the best checkpoint of the previous fit" in capsys.readouterr().out
+    assert "using the best checkpoint of the previous fit" in caplog.text
 
 
 # ------------------------------------------------------------- numpy scalars

@@ -230,6 +230,7 @@ def test_a_callback_class_is_listed_with_its_distribution_and_hooks(install: Ins
         "source": "entrypoint",
         "status": "active",
         "reason": None,
+        "object": "counter_plugin:Counter",
         "hooks": ["on_train_batch_end"],
     }
 

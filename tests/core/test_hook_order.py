@@ -87,6 +87,7 @@ FIT = [
     "m.configure_gradient_clipping",
     "cb.on_train_batch_end",
     "m.on_train_batch_end",
+    "m.on_validation_model_zero_grad",
     "m.on_validation_model_eval",
     "cb.on_validation_start",
     "m.on_validation_start",

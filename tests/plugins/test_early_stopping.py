@@ -111,9 +111,9 @@ def test_check_finite_false_counts_nan_as_no_improvement(tmp_path) -> None:
     assert stopper.stopped_epoch == 2
 
 
-def test_verbose_prints_each_improvement_and_the_stop(tmp_path, capsys) -> None:
+def test_verbose_logs_each_improvement_and_the_stop(tmp_path, caplog) -> None:
     run(tmp_path, ValLossSequence([0.5, 0.4, 0.4]), EarlyStopping(monitor="val_loss", patience=1, verbose=True))
-    assert capsys.readouterr().out.splitlines() == [
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("ember")] == [
         "Metric val_loss improved. New best score: 0.500",
         "Metric val_loss improved by 0.100 >= min_delta = 0.0. New best score: 0.400",
         "Monitored metric val_loss did not improve in the last 1 records. Best score: 0.400. Signaling Trainer to stop.",

@@ -106,9 +106,9 @@ def test_without_train_bn_batch_norms_stay_frozen_and_out_of_the_new_group(train
     assert model.backbone[1].track_running_stats
 
 
-def test_verbose_prints_both_learning_rates(trainer_factory, capsys) -> None:
+def test_verbose_logs_both_learning_rates(trainer_factory, caplog) -> None:
     fit(trainer_factory, BackboneFinetuning(unfreeze_backbone_at_epoch=1, verbose=True, rounding=4), epochs=3)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Current lr")]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Current lr")]
     assert lines == ["Current lr: 0.1, Backbone lr: 0.01", "Current lr: 0.1, Backbone lr: 0.02"]
 
 
@@ -191,7 +191,7 @@ def test_the_checkpointed_state_names_groups_by_parameter_name(trainer_factory, 
     assert groups[1]["lr"] == pytest.approx(0.01)  # as added; later LRs come back with the optimizer state
     assert state["previous_backbone_lr"] == pytest.approx(0.02)
     trainer.save_checkpoint(tmp_path / "c.ckpt")
-    saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"]["BackboneFinetuning"]
+    saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"][callback.state_key]
     assert saved["internal_optimizer_metadata"][0][1]["params"] == LINEAR
 
 

@@ -141,7 +141,7 @@ def test_resume_keeps_the_running_statistics(trainer_factory: Any, tmp_path: Pat
         trainer_factory(max_epochs=3, callbacks=[SpikeDetection(window=10), CrashAfterEpoch(path)]).fit(
             ScriptedLoss(losses)
         )
-    state = torch.load(path, weights_only=True)["callbacks"]["SpikeDetection"]
+    state = torch.load(path, weights_only=True)["callbacks"][SpikeDetection(window=10).state_key]
     assert state["running"] == pytest.approx([1.0, 1.1, 0.9, 1.2])
     resumed = SpikeDetection(window=10)
     trainer_factory(max_epochs=3, callbacks=[resumed]).fit(ScriptedLoss(losses), ckpt_path=path)

@@ -198,7 +198,7 @@ def test_crash_and_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
     torch.manual_seed(0)
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(trainer_factory, [make(), Crash(path, **crash)], model_class())
-    state = torch.load(path, weights_only=True)["callbacks"]["StochasticWeightAveraging"]
+    state = torch.load(path, weights_only=True)["callbacks"][make().state_key]
     assert state["n_averaged"] == averaged
 
     torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
@@ -215,7 +215,7 @@ def test_checkpoint_state_holds_the_average_and_the_scheduler(trainer_factory: A
     callback = StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=2)
     with pytest.raises(RuntimeError):
         fit(trainer_factory, [starts, callback, Crash(path, epoch=2)])
-    state = torch.load(path, weights_only=True)["callbacks"]["StochasticWeightAveraging"]
+    state = torch.load(path, weights_only=True)["callbacks"][callback.state_key]
     assert state["n_averaged"] == 2
     assert state["latest_update_epoch"] == 2
     assert_close(state["average_model_state"], mean(starts.weights[1:3]))

@@ -190,7 +190,7 @@ def test_checkpoint_holds_the_average_as_state_dict_and_the_live_weights_beside_
     assert_close(checkpoint["current_model_state"], snapshots.steps[-1])
     assert set(checkpoint["averaging_state"]) == {"n_averaged"}
     assert int(checkpoint["averaging_state"]["n_averaged"]) == 8
-    assert checkpoint["callbacks"]["WeightAveraging"] == {"latest_update_step": 8, "latest_update_epoch": -1}
+    assert checkpoint["callbacks"][WeightAveraging().state_key] == {"latest_update_step": 8, "latest_update_epoch": -1}
 
 
 def test_checkpoint_saved_during_validation_has_the_same_layout(trainer_factory: Any, tmp_path: Path) -> None:

@@ -79,11 +79,35 @@ def _parameters(value: Any) -> str:
     return str(signature.replace(parameters=parameters, return_annotation=signature.empty))[1:-1] or "(none)"
 
 
+def _find(reports: list[discovery.PluginReport], name: str) -> list[discovery.PluginReport]:
+    """The plugins ``name`` names: an entry-point name, else the class (or object) its entry point points at."""
+    by_name = [r for r in reports if r.name == name]
+    if by_name:
+        return by_name
+    attribute = [r for r in reports if (r.entry_point or "").rpartition(":")[2] == name]
+    return attribute or [r for r in reports if (r.entry_point or "").rpartition(":")[2].lower() == name.lower()]
+
+
 def _show(name: str) -> int:
-    report = next((r for r in _reports() if r.name == name), None)
-    if report is None:
-        print(f"ember: no plugin named {name!r}; `ember plugins list` shows the installed ones", file=sys.stderr)
+    from ember.core.pluginmanager import closest
+
+    reports = _reports()
+    found = _find(reports, name)
+    if len(found) > 1:
+        listed = ", ".join(f"{r.name} ({r.entry_point})" for r in found)
+        print(f"ember: {name!r} names several plugins: {listed}; pass one of their names", file=sys.stderr)
         return USAGE
+    if not found:
+        names = [r.name for r in reports] + [(r.entry_point or "").rpartition(":")[2] for r in reports]
+        close = closest(name, names)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        print(
+            f"ember: no plugin named {name!r}{hint}; `ember plugins list` shows the installed ones "
+            "(by entry-point name; a class name such as ModelCheckpoint works too)",
+            file=sys.stderr,
+        )
+        return USAGE
+    report = found[0]
     value = report.value
     fields = [
         ("name", report.name),
@@ -116,7 +140,9 @@ def register(commands: Any) -> None:
     listing.add_argument("--traceback", action="store_true", help="print the traceback of each failed plugin")
     listing.set_defaults(run=lambda a: _list(a.json, a.traceback))
     show = actions.add_parser("show", help="one plugin's docstring, hooks, parameters and origin")
-    show.add_argument("name", help="the plugin's entry-point name")
+    show.add_argument(
+        "name", help="the plugin's entry-point name or its class name (model_checkpoint, ModelCheckpoint)"
+    )
     show.set_defaults(run=lambda a: _show(a.name))
     new = actions.add_parser("new", help="scaffold a plugin package: pyproject, a Callback and its test")
     new.add_argument("name", help="the plugin's name; the package is ember-NAME")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,41 @@ def as_callback_list(returned: Any) -> list[Any]:
     if isinstance(returned, (list, tuple)):
         return list(returned)
     return [returned]
+
+
+def lend_logging(callbacks: Sequence[Any], module: Any) -> None:
+    """Give each callback the module's ``log`` and ``log_dict`` as ``self.log``/``self.log_dict``, as Lightning does.
+
+    A callback whose class defines its own ``log`` or ``log_dict`` keeps it.
+    """
+    for callback in callbacks:
+        for name in ("log", "log_dict"):
+            if not any(name in vars(klass) for klass in type(callback).__mro__ if klass is not object):
+                with contextlib.suppress(AttributeError):  # a mock with spec_set, or __slots__
+                    setattr(callback, name, getattr(module, name))
+
+
+def check_callbacks(items: Sequence[Any]) -> None:
+    """Raise, naming the item, unless each of ``Trainer(callbacks=...)`` is a Callback or carries ``@ember.hookimpl``s.
+
+    A Callback class instead of an instance, a string, None or an object with
+    no hooks would otherwise be accepted and never called.
+    """
+    from ember.core.pluginmanager import has_hookimpls
+
+    accepted = "accepted are Callback instances and objects or modules with @ember.hookimpl functions"
+    for index, item in enumerate(items):
+        if isinstance(item, Callback):
+            continue
+        if isinstance(item, type) and issubclass(item, Callback):
+            raise MisconfigurationError(
+                f"callbacks[{index}] is the class {item.__qualname__}, not an instance: "
+                f"pass {item.__qualname__}(...); {accepted}"
+            )
+        if item is None or isinstance(item, (str, bytes, int, float, bool)) or not has_hookimpls(item):
+            raise MisconfigurationError(
+                f"callbacks[{index}] is {item!r} ({type(item).__name__}), which has no hooks; {accepted}"
+            )
 
 
 def merge_model_callbacks(plugins: Sequence[Any], model_callbacks: Sequence[Any]) -> list[Any]:

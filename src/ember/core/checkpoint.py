@@ -481,9 +481,8 @@ def restore_modules_and_callbacks(trainer: Trainer, checkpoint: dict[str, Any]) 
     if datamodule is not None and type(datamodule).__qualname__ in checkpoint:
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
     states = dict(checkpoint.get("callbacks") or {})
-    known = {callback.state_key for callback in trainer.callbacks} | {
-        state_key_of(plugin, name) for name, plugin, _ in trainer.plugin_manager.implementations("load_state_dict")
-    }
+    keys = match_state_keys(trainer, states)
+    known = {callback.state_key for callback in trainer.callbacks} | set(keys.values())
     unmatched = sorted(set(states) - known)
     if unmatched:
         warnings.warn(
@@ -496,14 +495,37 @@ def restore_modules_and_callbacks(trainer: Trainer, checkpoint: dict[str, Any]) 
     if caller.get_hookimpls():
         caller(trainer=trainer, pl_module=module, checkpoint=checkpoint)
     trainer._fx = "load_state_dict"
-    for name, plugin, function in trainer.plugin_manager.implementations("load_state_dict"):
-        key = state_key_of(plugin, name)
+    for name, _, function in trainer.plugin_manager.implementations("load_state_dict"):
+        key = keys.get(name, "")
         if key in states:
             function(copy.deepcopy(states[key]))
     saved_loggers = checkpoint.get("loggers") or {}
     for key, logger in zip(logger_keys(trainer.loggers), trainer.loggers):
         if key in saved_loggers and callable(getattr(logger, "load_state_dict", None)):
             logger.load_state_dict(saved_loggers[key])
+
+
+def match_state_keys(trainer: Trainer, states: dict[str, Any]) -> dict[str, str]:
+    """The saved entry each stateful plugin restores from, by plugin name.
+
+    A plugin's own state key first. A Callback whose key is not in the
+    checkpoint falls back to the one entry of its class, when it is the only
+    callback of that class: the checkpoint was written before the class's
+    state_key named its settings, or with other settings (a longer
+    ``max_time``), and that state should not be lost.
+    """
+    keys: dict[str, str] = {}
+    plugins = [(name, plugin) for name, plugin, _ in trainer.plugin_manager.implementations("load_state_dict")]
+    classes = [type(plugin).__qualname__ for _, plugin in plugins if isinstance(plugin, Callback)]
+    claimed = {state_key_of(plugin, name) for name, plugin in plugins}
+    for name, plugin in plugins:
+        key = state_key_of(plugin, name)
+        if key not in states and isinstance(plugin, Callback) and classes.count(type(plugin).__qualname__) == 1:
+            label = type(plugin).__qualname__
+            same_class = [k for k in states if (k == label or k.startswith(label + "{")) and k not in claimed]
+            key = same_class[0] if len(same_class) == 1 else key
+        keys[name] = key
+    return keys
 
 
 def check_resumable(checkpoint: dict[str, Any], path: Any) -> None:

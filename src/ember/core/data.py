@@ -233,6 +233,28 @@ def _with_batch_sampler(loader: DataLoader[Any], batch_sampler: Sampler[list[int
     return _copy(loader, batch_sampler=batch_sampler)
 
 
+def without_shuffling(loader: Any, kind: str) -> Any:
+    """``loader`` drawing its samples in order, for ``overfit_batches``; warns when that changes a shuffling loader."""
+    from torch.utils.data import SequentialSampler
+
+    if type(loader) is not DataLoader or isinstance(loader.dataset, IterableDataset) or loader.batch_size is None:
+        return loader
+    if type(loader.sampler) is SequentialSampler:
+        return loader
+    if kind == "train":
+        import warnings
+
+        from ember.errors import EmberWarning
+
+        warnings.warn(
+            "You requested to overfit but enabled train dataloader shuffling; the train dataloader now draws its "
+            "samples in order (a SequentialSampler), so every epoch sees the same first batches",
+            EmberWarning,
+            stacklevel=2,
+        )
+    return with_sampler(loader, SequentialSampler(loader.dataset))  # type: ignore[arg-type]
+
+
 def with_sampler(loader: DataLoader[Any], sampler: Sampler[int]) -> DataLoader[Any]:
     """A DataLoader like ``loader`` (batch size, workers, collate ...) drawing indices from ``sampler``."""
     return _copy(loader, sampler=sampler, batch_size=loader.batch_size, drop_last=loader.drop_last)

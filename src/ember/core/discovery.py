@@ -300,7 +300,7 @@ class PluginReport:
     def to_json(self) -> dict[str, Any]:
         """The object ``ember plugins list --json`` prints."""
         keys = ("name", "distribution", "version", "source", "status", "reason")
-        return {**{key: getattr(self, key) for key in keys}, "hooks": list(self.hooks)}
+        return {**{key: getattr(self, key) for key in keys}, "object": self.entry_point, "hooks": list(self.hooks)}
 
 
 def survey(settings: Settings | None = None) -> list[PluginReport]:
@@ -434,7 +434,7 @@ def plugins_for_trainer(
                 )
             continue
         if not (given or settings.blocked_by(name) or (trainer.fast_dev_run and name == "model_summary")):
-            want_builtin(name)
+            want_builtin(_default_variant(name, user_plugins))
     wanted_names = {ep.name for ep, _ in wanted}
     for name in settings.requested:
         if name in builtins and name not in DEFAULTS and not settings.blocked_by(name) and name not in wanted_names:
@@ -475,6 +475,22 @@ def plugins_for_trainer(
         records += [PluginRecord(n, p, ep.origin, ep.source) for p, n in zip(plugins, names)]
     _report(faults, settings.strict)
     return records
+
+
+#: Default plugins that another user plugin swaps for a variant, as Lightning does: a RichProgressBar
+#: among the callbacks makes the default model summary a RichModelSummary.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "model_summary": ("ember.plugins.rich_progress:RichProgressBar", "rich_model_summary"),
+}
+
+
+def _default_variant(name: str, user_plugins: list[Any]) -> str:
+    """The entry-point name of the default plugin ``name`` stands for, given the user's plugins."""
+    if name in VARIANTS:
+        base, variant = VARIANTS[name]
+        if any(_is_instance(p, base) for p in user_plugins):
+            return variant
+    return name
 
 
 def replaced_defaults(user_plugins: list[Any]) -> set[str]:

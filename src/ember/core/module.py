@@ -31,8 +31,7 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         self._trainer: Trainer | None = None
         self._automatic_optimization = True
         self._device = torch.device("cpu")
-        #: An example input for the model summary's in/out sizes and ``log_graph``.
-        self.example_input_array: Any = None
+        self._example_input_array: Any = None
         self._toggled: dict[torch.nn.Parameter, bool] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -51,6 +50,15 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
     @trainer.setter
     def trainer(self, trainer: Trainer | None) -> None:
         self._trainer = trainer
+
+    @property
+    def example_input_array(self) -> Any:
+        """An example input for the model summary's in/out sizes and ``log_graph``; a subclass may make it a property."""
+        return self._example_input_array
+
+    @example_input_array.setter
+    def example_input_array(self, value: Any) -> None:
+        self._example_input_array = value
 
     @property
     def automatic_optimization(self) -> bool:
@@ -196,6 +204,12 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         """``self.log`` for each item of ``dictionary`` with the same options."""
         for name, value in dictionary.items():
             self.log(name, value, **kwargs)
+
+    # -------------------------------------------------------------------- steps
+    def predict_step(self, *args: Any, **kwargs: Any) -> Any:
+        """The model's output for the batch, ``self(batch)``; override it to predict something else."""
+        batch = kwargs.get("batch", args[0] if args else None)
+        return self(batch)
 
     # --------------------------------------------------------------- optimizers
     def optimizers(self, use_pl_optimizer: bool = True) -> Any:

@@ -116,6 +116,10 @@ class ModuleHooks:
     def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Called after each predict batch."""
 
+    def on_validation_model_zero_grad(self: Module) -> None:  # type: ignore[misc]
+        """Release the gradients before validation inside fit (not while gradients are being accumulated)."""
+        self.zero_grad()
+
     def on_validation_model_eval(self: Module) -> None:  # type: ignore[misc]
         """Put the model in eval mode for validation."""
         self.trainer._modes.capture_and_eval(self)

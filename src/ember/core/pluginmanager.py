@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -339,8 +340,8 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hook_name = opts.get("specname") or attr
             if hook_name not in self.hook_names:
-                close = [h for h in sorted(self.hook_names) if _similar(h, hook_name)]
-                hint = f"; did you mean {close[0]!r}?" if close else "; `ember hooks` lists them"
+                close = closest(hook_name, self.hook_names)
+                hint = f"; did you mean {close!r}?" if close else "; `ember hooks` lists them"
                 message = f"plugin {self.describe(name)} implements unknown hook {hook_name!r}{hint}"
                 raise UnknownHookError(message, hook_name)
 
@@ -381,7 +382,8 @@ class CallbackHooks:
                 continue
             argnames = spec_argnames(hook_name)
             self.targets[hook_name] = function
-            setattr(self, hook_name, _positional(function, hook_name, argnames, label))
+            call = _mock_call if is_mock(callback) else _positional
+            setattr(self, hook_name, call(function, hook_name, argnames, label))
             self.opts[hook_name] = _inherited_opts(callback, hook_name)
 
     def __repr__(self) -> str:
@@ -389,7 +391,12 @@ class CallbackHooks:
 
 
 def _override(callback: Callback, hook_name: str) -> Callable[..., Any] | None:
-    """The callback's own implementation of ``hook_name``, or None if it only inherits Callback's no-op."""
+    """The callback's own implementation of ``hook_name``, or None if it only inherits Callback's no-op.
+
+    A ``unittest.mock`` mock made with ``spec=`` a Callback implements every hook, as Lightning calls them all.
+    """
+    if is_mock(callback):
+        return getattr(callback, hook_name)  # type: ignore[no-any-return]
     own = vars(callback).get(hook_name)
     if callable(own):
         return own
@@ -399,8 +406,26 @@ def _override(callback: Callback, hook_name: str) -> Callable[..., Any] | None:
     return None
 
 
+def is_mock(value: object) -> bool:
+    """Whether ``value`` is a ``unittest.mock`` mock (checked without importing unittest.mock)."""
+    mock = sys.modules.get("unittest.mock")
+    return mock is not None and isinstance(value, mock.NonCallableMock)
+
+
+def has_hookimpls(plugin: object) -> bool:
+    """Whether ``plugin`` (an object, class or module) has at least one ``@ember.hookimpl`` function."""
+    for attr in dir(plugin):
+        value = inspect.getattr_static(plugin, attr, None)
+        value = getattr(value, "__func__", value)
+        if isinstance(getattr(value, _IMPL_ATTR, None), dict):
+            return True
+    return False
+
+
 def _inherited_opts(callback: Callback, hook_name: str) -> dict[str, Any]:
     """Ordering options from the nearest ``@hookimpl`` marker on this hook up the class hierarchy."""
+    if is_mock(callback):
+        return dict(_PLAIN_OPTS)
     own = vars(callback).get(hook_name)
     candidates = [own] if own is not None else []
     candidates += [k.__dict__[hook_name] for k in type(callback).__mro__ if hook_name in k.__dict__]
@@ -429,9 +454,21 @@ def _positional(
             f"({', '.join(p.name for p in required)}) but the hook passes {len(argnames)}: "
             f"({', '.join(argnames)})"
         )
-    if tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
+    plain = inspect.isfunction(function) or inspect.ismethod(function)  # pluggy binds only these
+    if plain and tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
         return function
     return _adapter(argnames, min(len(positional), len(argnames)))(function)
+
+
+def _mock_call(function: Any, hook_name: str, argnames: tuple[str, ...], label: str) -> Callable[..., Any]:
+    """A mock's hook, called as Lightning calls it, so ``assert_called_with`` reads the same: ``stage`` by keyword."""
+    if argnames != ("trainer", "pl_module", "stage"):
+        return _adapter(argnames, len(argnames))(function)
+
+    def hook(trainer: Any, pl_module: Any, stage: str) -> Any:
+        return function(trainer, pl_module, stage=stage)
+
+    return hook
 
 
 _ADAPTERS: dict[tuple[tuple[str, ...], int], Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
@@ -487,7 +524,9 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def _similar(a: str, b: str) -> bool:
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name`` (a typo'd hook or plugin name), or None when none is close."""
     import difflib
 
-    return difflib.SequenceMatcher(None, a, b).ratio() > 0.8
+    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.8)
+    return matches[0] if matches else None

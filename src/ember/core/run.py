@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ember.core.callbacks_list import as_callback_list
+from ember.core.callbacks_list import as_callback_list, lend_logging
 from ember.core.loops.evaluation import print_results, run_evaluation
 from ember.core.loops.optimization import Optimization
 from ember.core.optimizers import parse_optimizers
@@ -44,6 +44,7 @@ def run(
     _attach(trainer, fn, model, loaders, datamodule)
     trainer._fx = "configure_callbacks"
     trainer._set_plugins(trainer._user_callbacks, as_callback_list(model.configure_callbacks()))
+    lend_logging(trainer.callbacks, model)
     trainer._refresh_hook_table()
     trainer._precision = Precision(trainer._precision_flag, trainer.strategy.root_device)
     if trainer.strategy.local_rank == 0:
@@ -170,7 +171,7 @@ def _log_hyperparams(trainer: Trainer) -> None:
         if owner is not None and getattr(owner, "_log_hyperparams", False):
             params = {**(params or {}), **owner.hparams_initial}
     for logger in trainer.loggers:
-        _ = logger.log_dir  # file loggers claim their folder now: an unwritable one fails before the first batch
+        getattr(logger, "log_dir", None)  # file loggers claim their folder now: an unwritable one fails before the first batch
         if params is not None:
             logger.log_hyperparams(params)
         logger.log_graph(model)

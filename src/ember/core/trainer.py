@@ -13,8 +13,10 @@ import torch
 
 from ember.callback import Callback
 from ember.core import discovery, filesystem, flags
-from ember.core.callbacks_list import arrange_callbacks, merge_model_callbacks
+from ember.core.callbacks_list import arrange_callbacks, check_callbacks, merge_model_callbacks
 from ember.core.loops.evaluation import ModuleModes
+from ember.core.messages import info
+from ember.core.messages import logger as ember_logger
 from ember.core.metrics import MetricStore
 from ember.core.module import Module
 from ember.core.pluginmanager import PluginManager
@@ -57,6 +59,7 @@ class Trainer(TrainerProperties):
         limit_test_batches: int | float | None = None,
         limit_predict_batches: int | float | None = None,
         val_check_interval: int | float | None = None,
+        overfit_batches: int | float = 0.0,
         check_val_every_n_epoch: int | None = 1,
         num_sanity_val_steps: int | None = None,
         log_every_n_steps: int | None = None,
@@ -77,6 +80,7 @@ class Trainer(TrainerProperties):
         strict_plugins: bool | None = None,
     ) -> None:
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}  # for ddp_spawn
+        ember_logger()  # the ember logger shows INFO messages until the user configures logging
         self.fast_dev_run = flags.fast_dev_run(fast_dev_run)
         self.max_epochs = flags.optional_int("max_epochs", max_epochs, 0, allow=(-1,))
         self.min_epochs = flags.optional_int("min_epochs", min_epochs, 0)
@@ -117,6 +121,9 @@ class Trainer(TrainerProperties):
             self.max_epochs, self.max_steps, self.num_sanity_val_steps = 1, n, 0
             self.val_check_interval, self.log_every_n_steps = 1.0, 1
             logger = False if logger is None else logger
+        self.overfit_batches = flags.count_or_fraction("overfit_batches", overfit_batches, 0.0)
+        if self.overfit_batches > 0:  # as Lightning: the same first batches of the train and val sets, in order
+            self.limit_train_batches = self.limit_val_batches = self.overfit_batches
         self._default_root_dir = filesystem.normalize(default_root_dir) if default_root_dir is not None else os.getcwd()
         self.strategy = select_strategy(accelerator, strategy, devices, num_nodes)
         self._precision_flag = normalize_precision(precision)
@@ -159,6 +166,7 @@ class Trainer(TrainerProperties):
         self._user_callbacks = (
             list(callbacks) if isinstance(callbacks, (list, tuple)) else ([callbacks] if callbacks is not None else [])
         )
+        check_callbacks(self._user_callbacks)
         self._plugin_records = discovery.plugins_for_trainer(
             self,
             user_plugins=self._user_callbacks,
@@ -192,10 +200,21 @@ class Trainer(TrainerProperties):
         self.callbacks: list[Callback] = [p for p in plugins if isinstance(p, Callback)]
         self._check_state_keys()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies leave the plugin manager behind; ``__setstate__`` rebuilds it."""
+        from ember.core.pickling import trainer_state
+
+        return trainer_state(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from ember.core.pickling import restore_trainer
+
+        restore_trainer(self, state)
+
     def _check_state_keys(self) -> None:
         seen: dict[str, Callback] = {}
         for callback in self.callbacks:
-            if type(callback).state_dict is Callback.state_dict:
+            if getattr(type(callback), "state_dict", None) is Callback.state_dict:
                 continue
             key = callback.state_key
             if key in seen:
@@ -304,7 +323,7 @@ class Trainer(TrainerProperties):
     ) -> Any:
         if model is None and ckpt_path is None and fn != TrainerFn.FITTING and self._best_checkpoint():
             ckpt_path = "best"  # as Lightning: evaluating the fitted model means its best checkpoint
-            self.print(
+            info(
                 f"Trainer.{fn.value}() was called without a model: using the best checkpoint of the previous fit, "
                 f"{self._best_checkpoint()}. Pass ckpt_path='last' or a path to choose another."
             )
@@ -380,6 +399,8 @@ class Trainer(TrainerProperties):
         else:
             loaders = data.as_list(source)
             self._seen_eval_batches = [0] * len(loaders)
+        if self.overfit_batches > 0 and kind in ("train", "val"):
+            loaders = [data.without_shuffling(loader, kind) for loader in loaders]
         loaders = [self.strategy.process_dataloader(loader, kind, self.use_distributed_sampler) for loader in loaders]
         for loader in loaders:
             data.seed_workers(loader, self.global_rank)

@@ -60,10 +60,14 @@ def resolve_loggers(logger: Any, default_root_dir: str) -> list[Logger]:
         return []
     loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
     for item in loggers:
-        if not isinstance(item, Logger):
+        missing = (
+            [] if isinstance(item, Logger) else [m for m in LOGGER_METHODS if not callable(getattr(item, m, None))]
+        )
+        if missing:
             raise MisconfigurationError(
-                f"Trainer(logger={logger!r}): {item!r} is not an ember.loggers.Logger; accepted are True, False, "
-                "None, a Logger or a list of Loggers"
+                f"Trainer(logger={logger!r}): {item!r} is not an ember.loggers.Logger and lacks Logger's "
+                f"{', '.join(missing)}; accepted are True, False, None, a Logger or a list of Loggers (or of "
+                f"objects with Logger's methods {', '.join(LOGGER_METHODS)})"
             )
     return loggers
 
@@ -81,3 +85,7 @@ def default_logger(save_dir: str) -> Logger:
         return CSVLogger(save_dir=save_dir)
 
     return TensorBoardLogger(save_dir=save_dir)
+
+
+#: The methods the Trainer calls on every logger: an object that has them all is used as one (duck typing).
+LOGGER_METHODS = ("log_metrics", "log_hyperparams", "log_graph", "save", "finalize")

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -45,7 +46,7 @@ class EarlyStopping(Callback):
     :param monitor: the logged metric to watch.
     :param min_delta: an improvement must exceed this much (an equal value is no improvement).
     :param patience: checks without improvement before stopping; checks, not epochs.
-    :param verbose: print why the metric improved or the run stopped.
+    :param verbose: log (INFO, ``ember`` logger) why the metric improved or the run stopped.
     :param mode: ``"min"`` or ``"max"``: which direction is better.
     :param strict: raise if ``monitor`` was not logged (False: skip the check).
     :param check_finite: stop when the metric becomes NaN or infinite.
@@ -228,4 +229,4 @@ class EarlyStopping(Callback):
         if rank is not None:
             message = f"[rank: {rank}] {message}"
         if rank is None or not log_rank_zero_only or rank == 0:
-            print(message)
+            info(message, name=__name__, rank_zero_only=False)

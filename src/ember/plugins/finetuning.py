@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -249,7 +250,7 @@ class BackboneFinetuning(BaseFinetuning):
     :param should_align: cap the backbone LR at the first group's LR.
     :param initial_denom_lr: passed to :meth:`unfreeze_and_add_param_group`.
     :param train_bn: whether the backbone's batch norms train while it is frozen and join its group.
-    :param verbose: print both LRs at each epoch from the unfreeze on.
+    :param verbose: log both LRs at each epoch from the unfreeze on.
     :param rounding: decimals printed with ``verbose``.
     """
 
@@ -276,6 +277,15 @@ class BackboneFinetuning(BaseFinetuning):
         self.verbose = verbose
         self.rounding = rounding
         self.previous_backbone_lr: float | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            unfreeze_backbone_at_epoch=self.unfreeze_backbone_at_epoch,
+            lambda_func=self.lambda_func,
+            backbone_initial_ratio_lr=self.backbone_initial_ratio_lr,
+            backbone_initial_lr=self.backbone_initial_lr,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "previous_backbone_lr": self.previous_backbone_lr}
@@ -322,6 +332,7 @@ class BackboneFinetuning(BaseFinetuning):
             optimizer.param_groups[-1]["lr"] = backbone_lr
         self.previous_backbone_lr = backbone_lr
         if self.verbose:
-            pl_module.print(
-                f"Current lr: {round(current_lr, self.rounding)}, Backbone lr: {round(backbone_lr, self.rounding)}"
+            info(
+                f"Current lr: {round(current_lr, self.rounding)}, Backbone lr: {round(backbone_lr, self.rounding)}",
+                name=__name__,
             )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ember.callback import Checkpoint
 from ember.core import filesystem
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -43,7 +44,7 @@ class ModelCheckpoint(Checkpoint):
         else ``<default_root_dir>/checkpoints``.
     :param filename: a template such as ``"{epoch}-{val_loss:.2f}"``; ``"{epoch}-{step}"`` by default.
     :param monitor: the logged metric that ranks checkpoints; None keeps the latest.
-    :param verbose: print a line each time a checkpoint is (or is not) kept.
+    :param verbose: log a line each time a checkpoint is (or is not) kept.
     :param save_last: True writes ``last.ckpt`` whenever a checkpoint is saved; ``"link"`` makes it a
         relative symlink to the latest checkpoint instead.
     :param save_top_k: how many to keep: k, 0 for none, -1 for all.
@@ -232,7 +233,7 @@ class ModelCheckpoint(Checkpoint):
         filepath = self.format_checkpoint_name(candidates)
         self._save_checkpoint(trainer, filepath)
         self._save_last_checkpoint(trainer, candidates)
-        trainer.print(f"{type(exception).__name__} was raised ({exception}); saved checkpoint to {filepath}")
+        info(f"{type(exception).__name__} was raised ({exception}); saved checkpoint to {filepath}", name=__name__)
 
     @hookimpl(trylast=True)
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
@@ -409,9 +410,10 @@ class ModelCheckpoint(Checkpoint):
             assert current is not None
             self._update_best_and_save(current, trainer, candidates)
         elif self.verbose and current is not None:
-            trainer.print(
+            info(
                 f"Epoch {int(candidates['epoch'])}, global step {int(candidates['step'])}: "
-                f"{self.monitor!r} was not in top {self.save_top_k}"
+                f"{self.monitor!r} was not in top {self.save_top_k}",
+                name=__name__,
             )
 
     def _save_none_monitor_checkpoint(self, trainer: Trainer, candidates: dict[str, Any]) -> None:
@@ -442,10 +444,11 @@ class ModelCheckpoint(Checkpoint):
         self.best_model_path = best(self.best_k_models, key=lambda path: float(self.best_k_models[path]))
         self.best_model_score = self.best_k_models[self.best_model_path]
         if self.verbose:
-            trainer.print(
+            info(
                 f"Epoch {int(candidates['epoch'])}, global step {int(candidates['step'])}: {self.monitor!r} reached "
                 f"{float(current):0.5f} (best {float(self.best_model_score):0.5f}), saving model to {filepath!r} "
-                f"as top {k}"
+                f"as top {k}",
+                name=__name__,
             )
         self._save_checkpoint(trainer, filepath)
         if replaced and self._should_remove_checkpoint(trainer, replaced, filepath):

@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
-from ember.core.rank import rank_zero_print
+from ember.core.messages import info
 from ember.errors import MisconfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +58,7 @@ class ModelPruning(Callback):
     :param resample_parameters: with the lottery ticket, reset to freshly initialised values instead.
     :param pruning_dim: the dimension structured pruning removes slices along.
     :param pruning_norm: the norm ``ln_structured`` ranks slices by.
-    :param verbose: 0 quiet, 1 print the overall sparsity after each pruning, 2 also each parameter's.
+    :param verbose: 0 quiet, 1 log the overall sparsity after each pruning, 2 also each parameter's.
     :param prune_on_train_epoch_end: prune at train-epoch end (True) or validation-epoch end (False).
     """
 
@@ -82,6 +82,7 @@ class ModelPruning(Callback):
     ) -> None:
         self._use_global_unstructured = use_global_unstructured
         self._parameters_to_prune: Sequence[tuple[torch.nn.Module, str]] = parameters_to_prune
+        self._targets = [f"{type(module).__name__}.{name}" for module, name in parameters_to_prune]
         self._use_lottery_ticket_hypothesis = use_lottery_ticket_hypothesis
         self._resample_parameters = resample_parameters
         self._prune_on_train_epoch_end = prune_on_train_epoch_end
@@ -235,6 +236,17 @@ class ModelPruning(Callback):
             self.make_pruning_permanent(pl_module)
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            pruning_fn=self._pruning_method_name,
+            amount=self.amount,
+            use_global_unstructured=self._use_global_unstructured,
+            parameter_names=self._parameter_names,
+            parameters_to_prune=self._targets,
+            **self._global_kwargs,
+        )
+
     def on_save_checkpoint(self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]) -> None:
         if self._make_pruning_permanent:
             checkpoint["state_dict"] = _permanent_state_dict(pl_module)
@@ -347,15 +359,17 @@ class ModelPruning(Callback):
         zeros_before = sum(zeros for zeros, _ in before)
         zeros_after = sum(zeros for zeros, _ in after)
         method = self._pruning_method_name
-        rank_zero_print(
+        info(
             f"Applied `{method}`. Pruned: {zeros_before}/{total} ({zeros_before / total:.2%}) -> "
-            f"{zeros_after}/{total} ({zeros_after / total:.2%})"
+            f"{zeros_after}/{total} ({zeros_after / total:.2%})",
+            name=__name__,
         )
         if self._verbose == 2:
             for (module, name), (was, size), (now, _) in zip(self._parameters_to_prune, before, after):
-                rank_zero_print(
+                info(
                     f"Applied `{method}` to `{module!r}.{name}` with amount={amount}. Pruned: "
-                    f"{was} ({was / size:.2%}) -> {now} ({now / size:.2%})"
+                    f"{was} ({was / size:.2%}) -> {now} ({now / size:.2%})",
+                    name=__name__,
                 )
 
 

@@ -110,6 +110,12 @@ class SpikeDetection(Callback):
             self.last_val = loss
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            mode=self.mode, window=self.window, warmup=self.warmup, atol=self.atol, rtol=self.rtol
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "last_val": self.last_val,

@@ -133,6 +133,15 @@ class StochasticWeightAveraging(Callback):
         _recompute_batch_norm(trainer, pl_module)
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            swa_lrs=self._swa_lrs,
+            swa_epoch_start=self._swa_epoch_start,
+            annealing_epochs=self._annealing_epochs,
+            annealing_strategy=self._annealing_strategy,
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "n_averaged": 0 if self.n_averaged is None else int(self.n_averaged),

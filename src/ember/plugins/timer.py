@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
 from ember.core.flags import duration as parse_duration
+from ember.core.messages import info
 from ember.core.state import RunningStage
 from ember.errors import MisconfigurationError
 
@@ -31,7 +32,7 @@ class Timer(Callback):
         or a dict of timedelta arguments such as ``{"minutes": 30}``; None only measures.
     :param interval: check the budget after every training batch (``"step"``) or at
         the end of every training epoch (``"epoch"``).
-    :param verbose: print a line when the budget is spent.
+    :param verbose: log a line when the budget is spent.
 
     Times are in seconds, from :func:`time.monotonic`. The decision to stop is
     global rank 0's, broadcast to every process, so all ranks stop after the
@@ -117,6 +118,10 @@ class Timer(Callback):
             self._check_time_remaining(trainer)
 
     # --------------------------------------------------------------- state
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(interval=self._interval)  # not the duration: a resume may extend it
+
     def state_dict(self) -> dict[str, Any]:
         return {"time_elapsed": {stage.value: self.time_elapsed(stage) for stage in RunningStage}}
 
@@ -129,7 +134,7 @@ class Timer(Callback):
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop and self._verbose:
             elapsed = timedelta(seconds=int(self.time_elapsed()))
-            trainer.print(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.")
+            info(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.", name=__name__)
 
 
 def _stage(stage: str) -> RunningStage:

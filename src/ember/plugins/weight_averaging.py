@@ -137,6 +137,14 @@ class WeightAveraging(Callback):
             self._swap(pl_module)
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(use_buffers=self._use_buffers, **self._kwargs, **self._schedule())
+
+    def _schedule(self) -> dict[str, Any]:
+        """Settings of a subclass that tell its instances apart in checkpoints."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {"latest_update_step": self._latest_update_step, "latest_update_epoch": self._latest_update_epoch}
 
@@ -230,6 +238,14 @@ class EMAWeightAveraging(WeightAveraging):
         self.update_every_n_steps = update_every_n_steps
         self.update_starting_at_step = update_starting_at_step
         self.update_starting_at_epoch = update_starting_at_epoch
+
+    def _schedule(self) -> dict[str, Any]:
+        return {
+            "decay": self.decay,
+            "update_every_n_steps": self.update_every_n_steps,
+            "update_starting_at_step": self.update_starting_at_step,
+            "update_starting_at_epoch": self.update_starting_at_epoch,
+        }
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         if step_idx is not None:

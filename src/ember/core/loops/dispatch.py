@@ -17,10 +17,15 @@ _HOOK_NAMES = frozenset(name for name in vars(ModuleHooks) if not name.startswit
 
 
 def module_overrides(module: Module | None) -> frozenset[str]:
-    """The hooks of :class:`~ember.core.module_hooks.ModuleHooks` that ``module``'s class redefines."""
+    """The hooks of :class:`~ember.core.module_hooks.ModuleHooks` that ``module``'s class redefines or its instance sets.
+
+    A callable assigned on the instance (``model.on_train_epoch_end = fn``)
+    counts, as Lightning calls whatever ``getattr`` finds.
+    """
     if module is None:
         return frozenset()
-    found = set()
+    own = vars(module)
+    found = {name for name in _HOOK_NAMES if callable(own.get(name))}
     for name in _HOOK_NAMES:
         for klass in type(module).__mro__:
             if name in vars(klass):

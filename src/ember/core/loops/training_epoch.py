@@ -129,7 +129,7 @@ class TrainingEpoch:
             if stepped and ((progress.stepped_batches + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop):
                 trainer._log_to_loggers(trainer._metrics.take_step_metrics(), step=progress.stepped_batches)
             if self._should_validate(batch_idx, is_last):
-                self._validate()
+                self._validate(zero_grad=stepped)
         if stepped and optimization.automatic and trainer.lr_scheduler_configs:
             self._step_schedulers("step", plateau=True, batch_idx=batch_idx)
         if stepped:
@@ -178,8 +178,11 @@ class TrainingEpoch:
         current = trainer.fit_progress.total_batches - 1 if every is None else batch_idx
         return (current + 1) % int(interval) == 0
 
-    def _validate(self) -> None:
+    def _validate(self, zero_grad: bool = True) -> None:
         trainer = self.trainer
+        if zero_grad:  # as Lightning: free the gradients unless they are still being accumulated
+            trainer._fx = "on_validation_model_zero_grad"
+            trainer.lightning_module.on_validation_model_zero_grad()  # type: ignore[union-attr]
         if "val" not in trainer._loaders:
             trainer._load_loaders("val")
         run_evaluation(trainer, RunningStage.VALIDATING, trainer._loaders["val"], trainer.num_val_batches)

@@ -171,7 +171,8 @@ def _log_hyperparams(trainer: Trainer) -> None:
         if owner is not None and getattr(owner, "_log_hyperparams", False):
             params = {**(params or {}), **owner.hparams_initial}
     for logger in trainer.loggers:
-        getattr(logger, "log_dir", None)  # file loggers claim their folder now: an unwritable one fails before the first batch
+        # file loggers claim their folder now: an unwritable one fails before the first batch
+        getattr(logger, "log_dir", None)
         if params is not None:
             logger.log_hyperparams(params)
         logger.log_graph(model)

@@ -3,6 +3,7 @@
 * ``ember plugins list [--json] [--traceback]`` -- every plugin, built-ins included, with its status;
 * ``ember plugins show NAME`` -- one plugin's docstring, hooks, parameters, state_key and origin;
 * ``ember plugins new NAME`` -- a plugin package that installs and passes its test as generated;
+* ``ember checkpoint consolidate DIR OUT`` -- a distributed checkpoint folder as one checkpoint file;
 * ``ember hooks`` -- every hook with its arguments and one-line summary;
 * ``ember --version`` -- ember's version and the active third-party plugins, as pytest's header shows them.
 
@@ -24,7 +25,7 @@ from ember.cli.common import OK, USAGE
 from ember.errors import MisconfigurationError
 
 #: Modules under ember.cli that each add one command family.
-COMMANDS: tuple[str, ...] = ("hooks", "plugins")
+COMMANDS: tuple[str, ...] = ("checkpoint", "hooks", "plugins")
 
 
 def _parser() -> argparse.ArgumentParser:

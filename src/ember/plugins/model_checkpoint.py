@@ -510,4 +510,7 @@ class ModelCheckpoint(Checkpoint):
     @staticmethod
     def _remove_checkpoint(trainer: Trainer, filepath: str) -> None:
         if trainer.is_global_zero and os.path.lexists(filepath):
-            os.remove(filepath)
+            if os.path.isdir(filepath) and not os.path.islink(filepath):  # a distributed checkpoint
+                shutil.rmtree(filepath)
+            else:
+                os.remove(filepath)

@@ -169,7 +169,7 @@ def numbered_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
     order = [name for group in state["param_groups"] for name in group["params"]]
     index = {name: number for number, name in enumerate(order)}
     return {
-        "state": {index[name]: value for name, value in state["state"].items()},
+        "state": {index[name]: value for name, value in state.get("state", {}).items()},
         "param_groups": [{**group, "params": [index[n] for n in group["params"]]} for group in state["param_groups"]],
     }
 
@@ -181,7 +181,7 @@ def named_optimizer_state(
     names = {id(parameter): name for name, parameter in module.named_parameters()}
     live = [names[id(p)] for p in chain.from_iterable(group["params"] for group in optimizer.param_groups)]
     return {
-        "state": {live[number]: value for number, value in state["state"].items()},
+        "state": {live[number]: value for number, value in state.get("state", {}).items()},
         "param_groups": [{**group, "params": [live[i] for i in group["params"]]} for group in state["param_groups"]],
     }
 

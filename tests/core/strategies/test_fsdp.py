@@ -7,7 +7,6 @@ Every run trains the small transformer-like model of sharded_program.py for
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,36 +16,10 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-PROGRAM = Path(__file__).with_name("sharded_program.py")
+sys.path.insert(0, str(Path(__file__).parent))
+from sharded_program import bitwise_equal, largest_difference, train, trained, weights  # noqa: E402
+
 TWO_RANKS = {"strategy": "fsdp", "devices": 2, "batch_size": 4}
-
-
-def train(root: Path, **options: object) -> subprocess.CompletedProcess[str]:
-    root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "EMBER_DDP_TIMEOUT": "60"}
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    command = [sys.executable, str(PROGRAM), str(root), json.dumps(options)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=root)
-
-
-def trained(root: Path, **options: object) -> Path:
-    done = train(root, **options)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return root
-
-
-def weights(root: Path, rank: int = 0) -> dict[str, torch.Tensor]:
-    return torch.load(root / f"weights_{rank}.pt")
-
-
-def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max(float((a[key] - b[key]).abs().max()) for key in a)
-
-
-def bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +68,6 @@ def test_a_checkpoint_saved_on_2_ranks_resumes_on_4_which_match_one_process(
 
 
 def test_consolidated_checkpoint_loads_in_one_process_with_the_same_outputs(tmp_path: Path, sharded: Path) -> None:
-    sys.path.insert(0, str(PROGRAM.parent))
     from sharded_program import LanguageModel
 
     output = tmp_path / "whole.ckpt"
@@ -134,3 +106,50 @@ def test_a_model_built_on_the_meta_device_is_materialised_shard_by_shard(tmp_pat
     root = trained(tmp_path, **TWO_RANKS, meta=True, max_steps=3)
     assert json.loads((root / "result_1.json").read_text())["step"] == 3
     assert all(torch.isfinite(value).all() for value in weights(root).values())
+
+
+def test_clipping_and_accumulation_on_sharded_gradients_match_one_process(tmp_path: Path) -> None:
+    options = {"clip": 0.5, "accumulate": 2, "max_steps": 6}
+    alone = trained(tmp_path / "alone", **options, batch_size=4)
+    sharded = trained(tmp_path / "sharded", **{**TWO_RANKS, "batch_size": 2}, **options)
+    assert largest_difference(weights(sharded), weights(alone)) <= 1e-6
+
+
+def test_summary_early_stopping_and_lr_monitor_under_fsdp(tmp_path: Path) -> None:
+    from sharded_program import LanguageModel
+
+    from ember.plugins.model_summary import human_readable_count
+
+    done = train(tmp_path, **TWO_RANKS, with_callbacks=True, max_steps=40)
+    assert done.returncode == 0, done.stderr[-4000:]
+    total = sum(p.numel() for p in LanguageModel().parameters())
+    assert f"{human_readable_count(total)} Total params" in " ".join(done.stdout.split())
+    steps = [json.loads((tmp_path / f"result_{rank}.json").read_text())["step"] for rank in (0, 1)]
+    assert steps == [20, 20]  # EarlyStopping stopped both ranks after the first epoch
+    (metrics,) = tmp_path.rglob("metrics.csv")
+    assert "lr-SGD" in metrics.read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_nodes_under_torchrun_match_one_node_with_two_processes(
+    tmp_path: Path, sharded: Path, strategy: str
+) -> None:
+    from sharded_program import free_port, program_env
+
+    options = json.dumps({"strategy": strategy, "devices": 1, "num_nodes": 2, "batch_size": 4})
+    rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "two-nodes"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", *rendezvous]
+    command += [str(Path(__file__).with_name("sharded_program.py")), str(tmp_path), options]
+    nodes = [
+        subprocess.Popen(command, env=program_env(), cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in "ab"
+    ]
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], errors
+    assert json.loads((tmp_path / "result_1.json").read_text())["world"] == 2
+    assert largest_difference(weights(tmp_path), weights(sharded)) <= 1e-6
+
+
+def test_top_k_keeps_the_best_folders_and_deletes_the_others(sharded: Path) -> None:
+    kept = sorted((sharded / "best").iterdir())  # 4 saves of ModelCheckpoint(save_top_k=2, monitor="train_loss")
+    assert len(kept) == 2 and all(path.name.startswith("step=") for path in kept)
+    assert all((path / ".metadata").is_file() and (path / "ember_meta.pt").is_file() for path in kept)

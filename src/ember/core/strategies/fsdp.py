@@ -69,7 +69,7 @@ class FSDPStrategy(DDPStrategy):
         self.state_dict_type = state_dict_type
         self.writes_distributed_checkpoints = state_dict_type == "sharded"
         self.fully_shard_kwargs = kwargs
-        self.device_mesh: Any = None
+        self._mesh: Any = None  # 1-D over all ranks; ModelParallelStrategy shows its 2-D mesh as device_mesh
         super().__init__("cpu", [0])
 
     def connect_devices(self, device_type: str, parallel_devices: list[int], num_nodes: int) -> None:
@@ -82,7 +82,7 @@ class FSDPStrategy(DDPStrategy):
         from torch.distributed.device_mesh import init_device_mesh
 
         super().setup_environment()
-        self.device_mesh = init_device_mesh(self.root_device.type, (self.world_size,))
+        self._mesh = init_device_mesh(self.root_device.type, (self.world_size,))
 
     def setup_module(self, module: torch.nn.Module) -> torch.nn.Module:
         """Shard each unit the policy names, then the root; materialise a model built on the meta device."""
@@ -108,11 +108,19 @@ class FSDPStrategy(DDPStrategy):
         self.model = module
         return module
 
+    def prepare_micro_batch(self, steps: bool) -> None:
+        """Between accumulated batches, keep gradients unreduced and parameters gathered; sync on the last."""
+        from torch.distributed.fsdp import FSDPModule
+
+        if isinstance(self.model, FSDPModule):
+            self.model.set_requires_gradient_sync(steps)
+            self.model.set_reshard_after_backward(steps)
+
     def _fully_shard_options(self, module: torch.nn.Module) -> dict[str, Any]:
         from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy
 
         options: dict[str, Any] = {
-            "mesh": self.device_mesh,
+            "mesh": self._mesh,
             "reshard_after_forward": self.reshard_after_forward,
             "mp_policy": self.mixed_precision or _mixed_precision(_precision_of(module)),
             "offload_policy": CPUOffloadPolicy(pin_memory=self.root_device.type == "cuda")
@@ -156,8 +164,7 @@ class FSDPStrategy(DDPStrategy):
         set_optimizer_state_dict(self.model, optimizer, named, options=options)  # type: ignore[arg-type]
 
     def teardown(self) -> None:
-        super().teardown()
-        self.device_mesh = None
+        """Keep the process group and the sharded model: ``trainer.save_checkpoint`` after fit needs every rank."""
 
 
 def _as_predicate(policy: Any, name: str) -> Callable[[torch.nn.Module], bool] | None:

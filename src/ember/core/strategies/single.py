@@ -85,6 +85,9 @@ class Strategy:
         """What the loops call as ``training_step`` (DDP routes it through its wrapper)."""
         return module.training_step  # type: ignore[no-any-return]
 
+    def prepare_micro_batch(self, steps: bool) -> None:
+        """Before each batch of gradient accumulation: ``steps`` is whether the optimizer steps after it."""
+
     def process_dataloader(self, loader: Any, kind: str, use_distributed_sampler: bool) -> Any:
         """The loader each process iterates (distributed strategies give each rank its shard)."""
         return loader

@@ -12,6 +12,7 @@ previous checkpoint whole.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -77,20 +78,27 @@ def _commit(temporary: Path, target: Path) -> None:
     from ember.core.checkpoint import _fsync_folder, _process_alive
 
     aside = None
-    if target.is_dir() and not target.is_symlink():
+    if os.path.lexists(target):  # a folder, a file (state_dict_type="full" before) or a link
         aside = target.with_name(f"{_prefix(target, 'old')}{os.getpid()}")
-        shutil.rmtree(aside, ignore_errors=True)
+        _remove(aside)
         os.replace(target, aside)
     os.replace(temporary, target)
     _fsync_folder(target.parent)
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        _remove(aside)
     for kind in ("tmp", "old"):  # left by saves that were killed
         prefix = _prefix(target, kind)
-        for leftover in target.parent.glob(f"{prefix}*"):
+        for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):
             pid = leftover.name[len(prefix) :]
             if pid.isdigit() and not _process_alive(int(pid)):
-                shutil.rmtree(leftover, ignore_errors=True)
+                _remove(leftover)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
 
 
 # ------------------------------------------------------------------ reading

@@ -2,13 +2,15 @@
 
 usage: python sharded_program.py ROOT JSON_OPTIONS
 
-Options: strategy ("auto", "ddp", "fsdp", "fsdp_full", "model_parallel"), devices, batch_size (per
-rank), max_steps, ckpt_path, every_n_steps (ModelCheckpoint folder ROOT/ckpt,
-and ROOT/best with the two lowest train_loss), kill_at_commit (the global
-step at whose checkpoint commit rank 0 kills itself), meta (build the model on the meta device),
-clip (gradient_clip_val), accumulate, accelerator, precision, num_nodes, with_callbacks (ModelSummary,
-EarlyStopping on train_loss, LearningRateMonitor and the CSV logger). Each rank writes ROOT/weights_RANK.pt (the full weights) and
-ROOT/result_RANK.json.
+Options: strategy ("auto", "ddp", "fsdp", "fsdp_full", "fsdp_recompute_offload",
+"model_parallel"), devices, num_nodes, batch_size (per rank), max_steps, ckpt_path,
+every_n_steps (ModelCheckpoint folder ROOT/ckpt, and ROOT/best with the two lowest
+train_loss), kill_at_commit (the global step at whose checkpoint commit rank 0 kills
+itself), meta (build the model on the meta device), clip (gradient_clip_val),
+accumulate, accelerator, precision, with_callbacks (ModelSummary, EarlyStopping on
+train_loss, LearningRateMonitor and the CSV logger). Each rank writes
+ROOT/weights_RANK.pt (the full weights) and ROOT/result_RANK.json. The helpers at
+the end run it for the tests.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ def _strategy(name: str):
         return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full")
     if name == "fsdp":
         return FSDPStrategy(auto_wrap_policy={Block})
+    if name == "fsdp_recompute_offload":
+        return FSDPStrategy(auto_wrap_policy={Block}, activation_checkpointing_policy={Block}, cpu_offload=True)
     return name
 
 

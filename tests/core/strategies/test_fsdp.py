@@ -153,3 +153,10 @@ def test_top_k_keeps_the_best_folders_and_deletes_the_others(sharded: Path) -> N
     kept = sorted((sharded / "best").iterdir())  # 4 saves of ModelCheckpoint(save_top_k=2, monitor="train_loss")
     assert len(kept) == 2 and all(path.name.startswith("step=") for path in kept)
     assert all((path / ".metadata").is_file() and (path / "ember_meta.pt").is_file() for path in kept)
+
+
+def test_activation_checkpointing_and_cpu_offload_leave_the_results_unchanged(
+    tmp_path: Path, one_process: Path
+) -> None:
+    root = trained(tmp_path, **{**TWO_RANKS, "strategy": "fsdp_recompute_offload"})
+    assert largest_difference(weights(root), weights(one_process)) <= 1e-6

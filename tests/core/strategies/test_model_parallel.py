@@ -20,10 +20,3 @@ def test_tensor_parallel_with_fsdp_on_4_ranks_matches_one_process(tmp_path: Path
     assert largest_difference(weights(grid), weights(one_process)) <= 1e-6
     assert largest_difference(weights(grid, 3), weights(grid, 0)) == 0
     assert json.loads((grid / "result_3.json").read_text())["world"] == 4
-
-
-def test_sizes_that_do_not_multiply_to_the_world_size_are_an_error(tmp_path: Path) -> None:
-    from ember.strategies import ModelParallelStrategy
-
-    with pytest.raises(Exception, match="data_parallel_size=0"):
-        ModelParallelStrategy(data_parallel_size=0)

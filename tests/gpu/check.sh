@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The prepared device check: run on a machine with an NVIDIA GPU, from the repository root.
-# Installs ember into a fresh venv, then runs the CUDA tests and the DDP suite (which uses NCCL where two GPUs exist).
+# Installs ember into a fresh venv, then runs the CUDA tests (FSDP on NCCL in bf16-mixed with a distributed
+# checkpoint among them) and the DDP suite (which uses NCCL where two GPUs exist).
 set -euo pipefail
 python3 -m venv /tmp/ember-gpu && . /tmp/ember-gpu/bin/activate
 python -m pip install -q --upgrade pip

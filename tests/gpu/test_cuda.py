@@ -1,4 +1,4 @@
-"""CUDA checks: device placement, 16-mixed with its gradient scaler, bf16-mixed, NCCL. Skipped without a GPU.
+"""CUDA checks: device placement, 16-mixed with its gradient scaler, bf16-mixed, NCCL, FSDP. Skipped without a GPU.
 
 Run on a GPU machine with ``bash tests/gpu/check.sh`` (the prepared device check).
 """
@@ -78,3 +78,18 @@ def test_ddp_on_nccl(tmp_path: Path) -> None:
     assert f"world {devices}" in done.stdout
     if devices == 1:
         pytest.skip("one GPU: NCCL ran with a single rank; two ranks need two GPUs")
+
+
+def test_fsdp_on_nccl_in_bf16_mixed_trains_and_resumes_from_its_distributed_checkpoint(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core" / "strategies"))
+    from sharded_program import trained, weights
+
+    devices = min(torch.cuda.device_count(), 2)
+    options = {"strategy": "fsdp", "accelerator": "cuda", "precision": "bf16-mixed", "devices": devices}
+    first = trained(tmp_path / "first", **options, batch_size=8 // devices, every_n_steps=10)
+    assert all(torch.isfinite(value).all() for value in weights(first).values())
+    checkpoint = first / "ckpt" / "step=10.ckpt"
+    assert (checkpoint / ".metadata").is_file()
+    resumed = trained(tmp_path / "resumed", **options, batch_size=8 // devices, ckpt_path=str(checkpoint))
+    first_weights, resumed_weights = weights(first), weights(resumed)
+    assert all(torch.equal(first_weights[key], resumed_weights[key]) for key in first_weights)

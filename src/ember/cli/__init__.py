@@ -4,6 +4,7 @@
 * ``ember plugins show NAME`` -- one plugin's docstring, hooks, parameters, state_key and origin;
 * ``ember plugins new NAME`` -- a plugin package that installs and passes its test as generated;
 * ``ember plugins install|uninstall NAME...`` -- pip in ember's environment, rolled back unless a working plugin;
+* ``ember checkpoint consolidate DIR OUT`` -- a distributed checkpoint folder as one checkpoint file;
 * ``ember hooks`` -- every hook with its arguments and one-line summary;
 * ``ember fit|validate|test|predict --config run.yaml [--KEY VALUE ...]`` -- a run from a config
   (:class:`ember.cli.CLI`, also importable as ``LightningCLI``, loaded on first use);
@@ -28,7 +29,7 @@ from ember.cli.common import OK, USAGE
 from ember.errors import MisconfigurationError
 
 #: Modules under ember.cli that each add one command family.
-COMMANDS: tuple[str, ...] = ("hooks", "plugins", "run")
+COMMANDS: tuple[str, ...] = ("checkpoint", "hooks", "plugins", "run")
 
 #: Names loaded from ember.cli.app on first use (it imports torch and jsonargparse).
 _LAZY = ("CLI", "LightningCLI")

@@ -68,12 +68,12 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
         "epoch": progress.epoch,
         "global_step": progress.global_step,
         "ember_version": __version__,
-        "state_dict": module.state_dict(),
+        "state_dict": trainer.strategy.module_state_dict(module),
         "loops": {"fit_loop": {**progress.state_dict(), "rng": capture_rng()}},
     }
     if not weights_only:
         checkpoint["callbacks"] = collect_callback_states(trainer)
-        checkpoint["optimizer_states"] = [optimizer.state_dict() for optimizer in trainer.optimizers]
+        checkpoint["optimizer_states"] = [trainer.strategy.optimizer_state(o) for o in trainer.optimizers]
         checkpoint["lr_schedulers"] = [config.scheduler.state_dict() for config in trainer.lr_scheduler_configs]
         checkpoint["precision"] = trainer._precision.state_dict()
         checkpoint["loggers"] = logger_states(trainer.loggers)
@@ -220,7 +220,7 @@ def _callback_owner(trainer: Trainer | None, key: str) -> str:
 
 def _first_unloadable(obj: Any, path: list[Any]) -> tuple[list[Any], Any, str] | None:
     kind = type(obj)
-    if kind in _PLAIN or kind in _TENSORS:
+    if kind in _PLAIN or kind in _TENSORS or kind.__name__ == "DTensor":  # DTensors go to DCP, not to pickle
         return None
     if kind is dict or kind is OrderedDict:
         for key, value in obj.items():
@@ -264,6 +264,11 @@ def _torch_reason(error: BaseException) -> str:
 def save_checkpoint(trainer: Trainer, filepath: str | os.PathLike[str], weights_only: bool = False) -> None:
     """Assemble and write a checkpoint; only global rank 0 writes, every rank waits for it."""
     checkpoint = dump_checkpoint(trainer, weights_only)
+    if trainer.strategy.writes_distributed_checkpoints:
+        from ember.core.distributed_checkpoint import save_distributed
+
+        save_distributed(trainer, checkpoint, filepath)
+        return
     if trainer.is_global_zero:
         atomic_save(checkpoint, filepath)
     trainer.strategy.barrier("save_checkpoint")
@@ -338,15 +343,20 @@ def _process_alive(pid: int) -> bool:
 
 
 def load_checkpoint_file(
-    path: str | os.PathLike[str], map_location: Any = "cpu", weights_only: bool = True
+    path: str | os.PathLike[str], map_location: Any = "cpu", weights_only: bool = True, full: bool = True
 ) -> dict[str, Any]:
     """Read a checkpoint; one clear error naming the file for anything that is not a readable ember checkpoint.
 
     :param weights_only: False unpickles arbitrary objects, which can run code: only for files you trust.
+    :param full: for a distributed checkpoint (a folder), read its shards now; False leaves them for a sharded model.
     """
     name = filesystem.normalize(path)
     if filesystem.isdir(name):
-        raise CheckpointError(f"checkpoint {name!r} is a folder, not a checkpoint file")
+        from ember.core.distributed_checkpoint import is_distributed_checkpoint, read_distributed
+
+        if not filesystem.is_remote(name) and is_distributed_checkpoint(Path(name)):
+            return read_distributed(Path(name), weights_only, full)
+        raise CheckpointError(f"checkpoint {name!r} is a folder, not a checkpoint file or a distributed checkpoint")
     if not filesystem.isfile(name):
         raise CheckpointError(f"checkpoint {name!r} does not exist")
     if filesystem.is_remote(name):
@@ -438,7 +448,7 @@ def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> st
         return filesystem.normalize(best)
     if ckpt_path == "last":
         candidates = {path for callback in trainer.checkpoint_callbacks for path in _last_candidates(callback)}
-        existing = [path for path in candidates if filesystem.isfile(path)]
+        existing = [path for path in candidates if filesystem.exists(path)]  # a distributed checkpoint is a folder
         if not existing:
             warnings.warn(
                 f'{fn}(ckpt_path="last") found no last checkpoint, so none is loaded; '
@@ -476,7 +486,8 @@ def restore_modules_and_callbacks(trainer: Trainer, checkpoint: dict[str, Any]) 
     assert module is not None
     trainer._fx = "on_load_checkpoint"
     module.on_load_checkpoint(checkpoint)
-    load_model_state(module, checkpoint["state_dict"], getattr(module, "strict_loading", True), trainer.ckpt_path)
+    if "state_dict" in checkpoint:  # else a distributed checkpoint's shards, read once the model is sharded
+        load_model_state(module, checkpoint["state_dict"], getattr(module, "strict_loading", True), trainer.ckpt_path)
     datamodule = trainer.datamodule
     if datamodule is not None and type(datamodule).__qualname__ in checkpoint:
         datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
@@ -549,8 +560,13 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
                 f"checkpoint {path!r} holds {len(saved)} {what} state(s), but configure_optimizers() returned "
                 f"{len(live)}; resume with the configuration that wrote the checkpoint"
             )
+    if "state_dict" not in checkpoint:  # a distributed checkpoint read for a sharded model
+        from ember.core.distributed_checkpoint import load_sharded_optimizers
+
+        load_sharded_optimizers(trainer, checkpoint)
     for optimizer, state in zip(trainer.optimizers, checkpoint["optimizer_states"]):
-        optimizer.load_state_dict(state)
+        if state:
+            trainer.strategy.load_optimizer_state(optimizer, state)
     for config, state in zip(trainer.lr_scheduler_configs, checkpoint.get("lr_schedulers", [])):
         config.scheduler.load_state_dict(state)
     trainer._precision.load_state_dict(checkpoint.get("precision") or {})

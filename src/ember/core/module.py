@@ -85,6 +85,12 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
         return torch.get_default_dtype()
 
     @property
+    def device_mesh(self) -> Any:
+        """The DeviceMesh of a ModelParallelStrategy run (set up before ``configure_model``); None otherwise."""
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        return getattr(strategy, "device_mesh", None)
+
+    @property
     def current_epoch(self) -> int:
         """The Trainer's current epoch, 0 without a Trainer."""
         return self._trainer.current_epoch if self._trainer is not None else 0

@@ -71,6 +71,10 @@ def run(
     trainer._metrics.reset()
     trainer._precision.convert_module(model)
     trainer.model = trainer.strategy.setup_module(model)
+    if checkpoint is not None and "state_dict" not in checkpoint:  # a distributed checkpoint's shards
+        from ember.core.distributed_checkpoint import load_sharded_model
+
+        load_sharded_model(trainer, checkpoint)
     if fn == TrainerFn.FITTING:
         _configure_optimizers(trainer, model)
         trainer._hook("on_fit_start")
@@ -155,7 +159,8 @@ def _load_checkpoint(
     if path is None:
         return None
     trainer.ckpt_path = str(path)
-    checkpoint = load_checkpoint_file(path, weights_only=weights_only is not False)
+    sharded = trainer.strategy.writes_distributed_checkpoints or hasattr(trainer.strategy, "connect_devices")
+    checkpoint = load_checkpoint_file(path, weights_only=weights_only is not False, full=not sharded)
     if fn == TrainerFn.FITTING:
         check_resumable(checkpoint, path)
     return checkpoint

@@ -519,7 +519,11 @@ class ModelCheckpoint(Checkpoint):
 
     @staticmethod
     def _remove_checkpoint(trainer: Trainer, filepath: str) -> None:
-        if trainer.is_global_zero:
+        if not trainer.is_global_zero:
+            return
+        if not filesystem.is_remote(filepath) and os.path.isdir(filepath) and not os.path.islink(filepath):
+            shutil.rmtree(filepath)  # a distributed checkpoint
+        else:
             filesystem.remove(filepath)
 
 

@@ -69,6 +69,8 @@ class Optimization:
         accumulate = trainer.accumulate_grad_batches
         in_epoch = trainer.fit_progress.batches_in_epoch
         self.stepped = accumulate == 1 or (in_epoch + 1) % accumulate == 0 or is_last
+        if accumulate > 1:
+            trainer.strategy.prepare_micro_batch(self.stepped)
         closure = _Closure(self, batch, batch_idx, zero_grad=accumulate == 1 or in_epoch % accumulate == 0)
         if not self.stepped:
             closure()

@@ -10,17 +10,18 @@ from ember.core.strategies.single import SingleDeviceStrategy, Strategy
 from ember.errors import MisconfigurationError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu")
-STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp")
 _START_METHODS = {"ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
 
 
 def select_strategy(accelerator: Any, strategy: Any, devices: Any, num_nodes: int) -> Strategy:
     """The Strategy the flags describe; an error naming the flag for values that cannot work here."""
-    if isinstance(strategy, Strategy):
+    connect = getattr(strategy, "connect_devices", None)  # sharded strategies take the devices from the flags
+    if isinstance(strategy, Strategy) and connect is None:
         return strategy
     if accelerator not in ACCELERATORS:
         raise MisconfigurationError(f"accelerator={accelerator!r}; accepted are {', '.join(map(repr, ACCELERATORS))}")
-    if strategy not in STRATEGIES:
+    if connect is None and strategy not in STRATEGIES:
         raise MisconfigurationError(
             f"strategy={strategy!r}; accepted are {', '.join(map(repr, STRATEGIES))} or a Strategy"
         )
@@ -28,6 +29,12 @@ def select_strategy(accelerator: Any, strategy: Any, devices: Any, num_nodes: in
         raise MisconfigurationError(f"num_nodes={num_nodes!r}; accepted is an int >= 1")
     device_type = _device_type(accelerator)
     indices = _device_indices(devices, device_type)
+    if connect is not None or strategy == "fsdp":
+        from ember.core.strategies.fsdp import FSDPStrategy
+
+        sharded = strategy if connect is not None else FSDPStrategy()
+        sharded.connect_devices(device_type, indices, num_nodes)
+        return sharded  # type: ignore[no-any-return]
     if strategy == "ddp" or strategy in _START_METHODS or len(indices) > 1 or num_nodes > 1:
         from ember.core.strategies.ddp import DDPStrategy
 

@@ -225,10 +225,16 @@ class DDPStrategy(Strategy):
             return loader
         shuffle = kind == "train" and isinstance(sampler, RandomSampler)
         seed = int(os.environ.get("EMBER_GLOBAL_SEED", "0"))
+        share = self.distributed_sampler_kwargs
         distributed: DistributedSampler[Any] = DistributedSampler(
-            loader.dataset, num_replicas=self.world_size, rank=self.global_rank, shuffle=shuffle, seed=seed
+            loader.dataset, num_replicas=share["num_replicas"], rank=share["rank"], shuffle=shuffle, seed=seed
         )
         return with_sampler(loader, distributed)
+
+    @property
+    def distributed_sampler_kwargs(self) -> dict[str, int]:
+        """Which share of the data this rank reads: ranks that hold parts of one model replica read the same."""
+        return {"num_replicas": self.world_size, "rank": self.global_rank}
 
     # ---------------------------------------------------------- communication
     def barrier(self, name: str | None = None) -> None:

@@ -107,12 +107,31 @@ class Strategy:
         """What the loops call as ``training_step`` (DDP routes it through its wrapper)."""
         return module.training_step  # type: ignore[no-any-return]
 
+    def prepare_micro_batch(self, steps: bool) -> None:
+        """Before each batch of gradient accumulation: ``steps`` is whether the optimizer steps after it."""
+
     def process_dataloader(self, loader: Any, kind: str, use_distributed_sampler: bool) -> Any:
         """The loader each process iterates (distributed strategies give each rank its shard)."""
         return loader
 
     def on_exception(self, exception: BaseException) -> None:
         """Called when the run raised, before the exception propagates."""
+
+    # ------------------------------------------------------------ checkpoints
+    #: Whether save_checkpoint writes a folder that every rank writes its shards into, instead of one file.
+    writes_distributed_checkpoints = False
+
+    def module_state_dict(self, module: torch.nn.Module) -> dict[str, Any]:
+        """The model's weights as a checkpoint stores them (sharded strategies gather or keep shards)."""
+        return module.state_dict()
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """An optimizer's state as a checkpoint stores it."""
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Restore what :meth:`optimizer_state` of an ordinary checkpoint file returned."""
+        optimizer.load_state_dict(state)
 
     def teardown(self) -> None:
         """Release what ``setup_environment`` took."""

@@ -145,6 +145,7 @@ def test_list_shows_the_installed_example(example: Run) -> None:
         "status": "active",
         "reason": None,
         "hooks": ["on_train_end", "on_train_batch_end", "state_dict", "load_state_dict"],
+        "object": "ember_example.counter:BatchCounter",
     }
     assert (hooks["status"], hooks["hooks"]) == ("active", ["on_fit_start", "on_train_epoch_end"])
     assert code == expected_code(entries)

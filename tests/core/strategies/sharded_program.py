@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import ember
 from ember.callbacks import ModelCheckpoint
+from ember.loggers import CSVLogger
 
 VOCAB, DIM, SEQ, SAMPLES, HEAD = 32, 16, 8, 160, 8
 
@@ -162,7 +163,7 @@ def main(root: str, options: dict) -> None:
         num_nodes=options.get("num_nodes", 1),
         max_steps=options.get("max_steps", 20),
         callbacks=callbacks,
-        logger=bool(options.get("with_callbacks")),
+        logger=CSVLogger(root) if options.get("with_callbacks") else False,
         enable_progress_bar=False,
         enable_model_summary=bool(options.get("with_callbacks")),
         enable_checkpointing=bool(options.get("every_n_steps")),

@@ -117,7 +117,9 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
         Row("optional off but the TQDM bar", "tiny", job("ember", **tiny, **off, bar=True), raw),
         Row("10 callbacks overriding every hook", "tiny", job("ember", **tiny, **off, callbacks=10), raw, 1.08),
         Row("10 hookimpl plugins", "tiny", job("ember", **tiny, **off, plugins=10), raw, 1.05),
-        Row("self.log(prog_bar=True) every step", "tiny", job("ember", **tiny, optional="defaults", log=True), raw, 1.05),
+        Row(
+            "self.log(prog_bar=True) every step", "tiny", job("ember", **tiny, optional="defaults", log=True), raw, 1.05
+        ),
         Row("defaults + profiler='plugins'", "tiny", job("ember", **tiny, optional="defaults", profiler=True), raw),
         Row(
             "two-way hook points, unused",
@@ -142,14 +144,25 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
             Row("lightning: everything optional off", "lightning", job("lightning", **tiny, **off), lraw),
             Row("lightning: defaults", "lightning", job("lightning", **tiny, optional="defaults"), lraw),
             Row("lightning: 10 callbacks", "lightning", job("lightning", **tiny, **off, callbacks=10), lraw),
-            Row("lightning: self.log(prog_bar)", "lightning", job("lightning", **tiny, optional="defaults", log=True), lraw),
+            Row(
+                "lightning: self.log(prog_bar)",
+                "lightning",
+                job("lightning", **tiny, optional="defaults", log=True),
+                lraw,
+            ),
         ]
     mraw = job("raw", **mid)
     rows += [
         Row("mid-size: everything optional off", "mid", job("ember", **mid, **off), mraw),
         Row("mid-size: defaults", "mid", job("ember", **mid, optional="defaults"), mraw),
-        Row("mid-size: autoresume, default interval", "mid", job("ember", **mid, **off, autoresume=True), mraw, 1.02,
-            missing=autoresume_missing()),  # fmt: skip
+        Row(
+            "mid-size: autoresume, default interval",
+            "mid",
+            job("ember", **mid, **off, autoresume=True),
+            mraw,
+            1.02,
+            missing=autoresume_missing(),
+        ),
     ]
     return rows
 
@@ -157,25 +170,52 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
 def scaling_rows(steps: dict[str, int]) -> tuple[list[Row], list[Row]]:
     tiny = {"model": "tiny", "steps": steps["tiny"]}
     raw = job("raw", **tiny)
-    callbacks = [Row(f"{n} callbacks", "tiny", job("ember", **tiny, optional="off", callbacks=n), raw) for n in
-                 (0, 1, 10, 50, 100)]  # fmt: skip
-    metrics = [Row(f"{n} metrics", "tiny", job("ember", **tiny, optional="defaults", metrics=n), raw) for n in
-               (0, 1, 10, 100)]  # fmt: skip
+    callbacks = [
+        Row(f"{n} callbacks", "tiny", job("ember", **tiny, optional="off", callbacks=n), raw)
+        for n in (0, 1, 10, 50, 100)
+    ]
+    metrics = [
+        Row(f"{n} metrics", "tiny", job("ember", **tiny, optional="defaults", metrics=n), raw) for n in (0, 1, 10, 100)
+    ]
     return callbacks, metrics
 
 
 def system_rows(steps: dict[str, int]) -> list[Row]:
     parallel = {"model": "tiny", "steps": steps["ddp"]}
     rows = [
-        Row("DDP 2 ranks (gloo) vs hand-written DDP", "ddp", job("ember", **parallel, optional="off",
-            strategy="ddp_spawn"), job("raw_parallel", **parallel, strategy="ddp"), 1.05, metric="wall_us"),  # fmt: skip
-        Row("FSDP 2 ranks vs hand-written fully_shard", "fsdp-ember", job("ember", **parallel, optional="off",
-            strategy="fsdp"), job("raw_parallel", **parallel, strategy="fsdp"), 1.05, metric="wall_us",
-            missing=fsdp_missing()),  # fmt: skip
-        Row("checkpoint save+load, 200 MB, vs torch.save+fsync/load", "checkpoint", job("checkpoint",
-            writer="ember"), job("checkpoint", writer="torch"), 1.15, metric="wall_us"),  # fmt: skip
-        Row("Trainer() to the first step, defaults (ms)", "startup", job("ember", model="tiny", steps=30,
-            optional="defaults"), None, 50.0, metric="first_step_ms"),  # fmt: skip
+        Row(
+            "DDP 2 ranks (gloo) vs hand-written DDP",
+            "ddp",
+            job("ember", **parallel, optional="off", strategy="ddp_spawn"),
+            job("raw_parallel", **parallel, strategy="ddp"),
+            1.05,
+            metric="wall_us",
+        ),
+        Row(
+            "FSDP 2 ranks vs hand-written fully_shard",
+            "fsdp-ember",
+            job("ember", **parallel, optional="off", strategy="fsdp"),
+            job("raw_parallel", **parallel, strategy="fsdp"),
+            1.05,
+            metric="wall_us",
+            missing=fsdp_missing(),
+        ),
+        Row(
+            "checkpoint save+load, 200 MB, vs torch.save+fsync/load",
+            "checkpoint",
+            job("checkpoint", writer="ember"),
+            job("checkpoint", writer="torch"),
+            1.15,
+            metric="wall_us",
+        ),
+        Row(
+            "Trainer() to the first step, defaults (ms)",
+            "startup",
+            job("ember", model="tiny", steps=30, optional="defaults"),
+            None,
+            50.0,
+            metric="first_step_ms",
+        ),
         Row("import ember (ms)", "import", ("import", "{}"), None, 40.0, metric="wall_ms"),
         Row("ember plugins list, 100 more distributions (ms)", "list", ("list", "{}"), None, 100.0, metric="wall_ms"),
     ]
@@ -204,8 +244,12 @@ IMPORT = "import time; s = time.perf_counter(); import ember; print((time.perf_c
 
 def time_imports(count: int) -> list[float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
-    return [float(subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True, env=env,
-                                 check=True).stdout) for _ in range(count)]  # fmt: skip
+    return [
+        float(
+            subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True, env=env, check=True).stdout
+        )
+        for _ in range(count)
+    ]
 
 
 def time_listing(count: int, site: Path) -> list[float]:
@@ -265,8 +309,10 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
 # ------------------------------------------------------------------ reports
 def report(rows: list[Row], busy: bool) -> list[Row]:
     """Print the budget table; return the rows whose budget was missed with confidence."""
-    print(f"\n{'configuration':52} {'raw':>8} {'own':>8} {'95% bounds':>17} {'wall own':>9} {'x raw':>6} "
-          f"{'budget':>7}  verdict")  # fmt: skip
+    print(
+        f"\n{'configuration':52} {'raw':>8} {'own':>8} {'95% bounds':>17} {'wall own':>9} {'x raw':>6} "
+        f"{'budget':>7}  verdict"
+    )
     missed = []
     for row in rows:
         if row.missing is not None:
@@ -289,8 +335,10 @@ def report(rows: list[Row], busy: bool) -> list[Row]:
                 judged = verdict(estimate, (row.budget - 1) * raw, busy)
             if bounds:
                 spread = f"{bounds[0] * scale:7.1f} .. {bounds[1] * scale:7.1f}"
-            print(f"{row.name:52} {raw * scale:8.1f} {estimate.median * scale:8.1f} {spread:>17} "
-                  f"{statistics.median(row.wall) * scale:9.1f} {ratio:6.3f} {budget:>7}  {judged}")  # fmt: skip
+            print(
+                f"{row.name:52} {raw * scale:8.1f} {estimate.median * scale:8.1f} {spread:>17} "
+                f"{statistics.median(row.wall) * scale:9.1f} {ratio:6.3f} {budget:>7}  {judged}"
+            )
         if judged == "MISSED":
             missed.append(row)
     return missed
@@ -303,8 +351,10 @@ def scaling_report(callbacks: list[Row], metrics: list[Row]) -> None:
         costs = [statistics.median(row.samples) for row in rows]
         print("  " + "   ".join(f"{row.name}: {cost:7.1f}" for row, cost in zip(rows, costs)))
         slope, intercept, worst = linear_fit(counts, costs)
-        print(f"  linear fit: {slope / per:.3f} µs per {unit} ({slope:.2f} µs per {unit.split('-')[0]} and step), "
-              f"intercept {intercept:.1f} µs, largest deviation from the line {worst:.1f} µs")  # fmt: skip
+        print(
+            f"  linear fit: {slope / per:.3f} µs per {unit} ({slope:.2f} µs per {unit.split('-')[0]} and step), "
+            f"intercept {intercept:.1f} µs, largest deviation from the line {worst:.1f} µs"
+        )
 
 
 def dispatch_table() -> None:

@@ -20,6 +20,7 @@ def test_defaults_with_self_log_every_step_read_values_only_to_draw_the_bar_and_
         trainer.fit(LogsToTheBar(batch_size=4))  # 16 steps an epoch
     assert syncs.unexplained() == []
     assert syncs.steps_with("logger") == {4, 9, 14, 19, 24, 29}
+    assert len([event for event in syncs.events if event.origin == "logger"]) == 6  # one read for both metrics
 
 
 def test_a_callback_reading_the_loss_every_step_is_reported_with_its_line(tmp_path) -> None:

@@ -3,6 +3,8 @@
     python bench/run.py              # 7 interleaved rounds, about 7 minutes on an idle 2-core machine
     python bench/run.py --quick      # 5 rounds of shorter runs, about 3 minutes
     python bench/run.py --check      # exit 1 when a budget is missed with 95% confidence, 2 when busy
+    python bench/run.py --save before.json; ...; python bench/run.py --baseline before.json
+                                     # compare each row's own cost with an earlier run's
 
 Every round runs each group of configurations in a fresh process, one thread,
 in a shuffled order, with the raw loop in the same process; a configuration's
@@ -37,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from plugins_list import fake_site  # noqa: E402
-from stats import Estimate, MachineWatch, linear_fit, verdict  # noqa: E402
+from stats import Estimate, MachineWatch, linear_fit, slower, verdict  # noqa: E402
 from workload import STEP_HOOKS  # noqa: E402
 
 Job = tuple[str, str]  # (framework, options as sorted JSON): one run inside a workload process
@@ -58,6 +60,7 @@ class Row:
     budget: float | None = None  # ratio to the base, or ms when base is None
     metric: str = "cpu_us"
     missing: str | None = None  # why the feature is not available; the row is then skipped
+    same_as: str | None = None  # with --baseline: must not be slower than this row of the baseline run
     samples: list[float] = field(default_factory=list)
     base_samples: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
@@ -128,6 +131,7 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
             raw,
             1.03,
             missing=two_way_missing(),
+            same_as="everything optional off",
         ),
         Row(
             "declared ordering, unused (10 plugins)",
@@ -136,6 +140,7 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
             raw,
             1.05,
             missing=ordering_missing(),
+            same_as="10 hookimpl plugins",
         ),
     ]
     if with_lightning:
@@ -307,8 +312,12 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
 
 
 # ------------------------------------------------------------------ reports
-def report(rows: list[Row], busy: bool) -> list[Row]:
-    """Print the budget table; return the rows whose budget was missed with confidence."""
+def report(rows: list[Row], busy: bool, baseline: dict[str, list[float]] | None = None) -> list[Row]:
+    """Print the budget table; return the rows whose budget was missed with confidence.
+
+    With a baseline (an earlier run's ``--save``), each row also shows the change of its median own
+    cost, and a row with ``same_as`` is MISSED when it is slower than that baseline row with confidence.
+    """
     print(
         f"\n{'configuration':52} {'raw':>8} {'own':>8} {'95% bounds':>17} {'wall own':>9} {'x raw':>6} "
         f"{'budget':>7}  verdict"
@@ -339,6 +348,14 @@ def report(rows: list[Row], busy: bool) -> list[Row]:
                 f"{row.name:52} {raw * scale:8.1f} {estimate.median * scale:8.1f} {spread:>17} "
                 f"{statistics.median(row.wall) * scale:9.1f} {ratio:6.3f} {budget:>7}  {judged}"
             )
+        if baseline is not None and not busy and (row.same_as or row.name) in baseline:
+            old = Estimate(baseline[row.same_as or row.name])
+            change = f"{estimate.median - old.median:+.1f}"
+            if row.same_as and slower(estimate, old):
+                judged = "MISSED"
+                print(f"{'':52} slower than {row.same_as!r} in the baseline run ({change})")
+            else:
+                print(f"{'':52} against the baseline run: {change}")
         if judged == "MISSED":
             missed.append(row)
     return missed
@@ -388,6 +405,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 rounds of shorter runs (about 3 minutes)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a budget is missed, 2 if the machine is busy")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7, --quick 5; verdicts need 5)")
+    parser.add_argument("--save", type=Path, help="write each row's per-round own cost to this JSON file")
+    parser.add_argument("--baseline", type=Path, help="compare with a file an earlier run wrote with --save")
     parser.add_argument("--no-lightning", action="store_true", help="skip pytorch-lightning even if installed")
     arguments = parser.parse_args()
     steps = {"tiny": 1000, "mid": 30, "ddp": 600} if arguments.quick else {"tiny": 2000, "mid": 60, "ddp": 1200}
@@ -406,7 +425,12 @@ def main() -> None:
     raw = next(row for row in rows if row.name == "everything optional off")
     reasons = watch.busy_reasons(raw.base_wall, raw.base_samples)
     print("\nown = the configuration's time per step minus the raw loop's in the same round (µs; CPU time)")
-    missed = report(rows, busy=bool(reasons))
+    baseline = json.loads(arguments.baseline.read_text()) if arguments.baseline else None
+    missed = report(rows, busy=bool(reasons), baseline=baseline)
+    if arguments.save:
+        arguments.save.write_text(
+            json.dumps({row.name: row.samples for row in rows + callbacks + metrics if row.samples})
+        )
     scaling_report(callbacks, metrics)
     dispatch_table()
     if reasons:

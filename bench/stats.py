@@ -72,6 +72,12 @@ def verdict(estimate: Estimate, limit: float, busy: bool) -> str:
     return "ok (within noise)" if estimate.median <= limit else "over, within noise: no verdict"
 
 
+def slower(new: Estimate, old: Estimate) -> bool:
+    """Whether ``new`` is above ``old`` with confidence: its lower bound over the old upper bound."""
+    new_bounds, old_bounds = new.bounds, old.bounds
+    return new_bounds is not None and old_bounds is not None and new_bounds[0] > old_bounds[1]
+
+
 @dataclass
 class MachineWatch:
     """How much CPU other processes used while the bench ran, from /proc/stat minus our children's CPU time."""

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from stats import Estimate, bound_index, linear_fit, verdict  # noqa: E402
+from stats import Estimate, bound_index, linear_fit, slower, verdict  # noqa: E402
 
 
 @pytest.mark.parametrize(("rounds", "k"), [(3, None), (4, None), (5, 1), (7, 1), (9, 2), (20, 6)])
@@ -30,6 +30,13 @@ def test_a_budget_is_met_when_the_upper_bound_is_within_it_and_within_noise_when
 def test_a_busy_machine_or_too_few_rounds_give_no_verdict() -> None:
     assert verdict(Estimate([50.0] * 7), limit=10.0, busy=True) == "busy: no verdict"
     assert verdict(Estimate([50.0] * 3), limit=10.0, busy=False) == "too few rounds: no verdict"
+
+
+def test_a_row_is_slower_than_its_baseline_only_when_the_bounds_do_not_overlap() -> None:
+    before = Estimate([10.0, 11.0, 12.0, 10.5, 11.5])
+    assert slower(Estimate([13.0, 14.0, 12.5, 15.0, 13.5]), before)
+    assert not slower(Estimate([13.0, 14.0, 11.0, 15.0, 13.5]), before)
+    assert not slower(Estimate([13.0, 14.0]), before)
 
 
 def test_the_scaling_fit_reports_slope_intercept_and_the_worst_deviation() -> None:

@@ -91,6 +91,10 @@ def ordering_missing() -> str | None:
     import ember
 
     declares = any(hasattr(ember.Callback, name) for name in ("before", "after", "order"))
+    try:
+        declares = declares or "before" in inspect.signature(ember.hookimpl).parameters
+    except (TypeError, ValueError):
+        pass
     if declares or (HERE / "two_way.py").exists():
         return None
     return "not available: Callback declares no before=/after= ordering (issue 15)"

@@ -60,6 +60,7 @@ class HostSyncs(Callback):
         self._batches = 0
         self._mode: _Conversions | None = None
         self._previous: Any = None
+        self._show: Any = None
 
     # ----------------------------------------------------------- step windows
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -75,7 +76,9 @@ class HostSyncs(Callback):
     # -------------------------------------------------------------- recording
     def __enter__(self) -> HostSyncs:
         if self.cuda:
-            self._previous = (warnings.showwarning, torch.cuda.get_sync_debug_mode())
+            self._previous = (warnings.catch_warnings(), torch.cuda.get_sync_debug_mode())
+            self._previous[0].__enter__()  # the filters and showwarning come back on exit
+            self._show = warnings.showwarning
             warnings.simplefilter("always")
             warnings.showwarning = self._on_warning
             torch.cuda.set_sync_debug_mode("warn")
@@ -87,7 +90,7 @@ class HostSyncs(Callback):
     def __exit__(self, *exc_info: object) -> None:
         if self.cuda:
             torch.cuda.set_sync_debug_mode(self._previous[1])
-            warnings.showwarning = self._previous[0]
+            self._previous[0].__exit__(*exc_info)
         elif self._mode is not None:
             self._mode.__exit__(*exc_info)
             self._mode = None
@@ -112,7 +115,7 @@ class HostSyncs(Callback):
         if "synchronizing" in str(message):
             self.record()
         else:
-            self._previous[0](message, category, filename, lineno, *args, **kwargs)
+            self._show(message, category, filename, lineno, *args, **kwargs)
 
     # ---------------------------------------------------------------- results
     def steps_with(self, origin: str) -> set[int]:

@@ -1,7 +1,7 @@
 """ember's own cost against a raw PyTorch loop (and pytorch-lightning, for context), judged against budgets.
 
-    python bench/run.py              # 7 interleaved rounds, about 7 minutes on an idle 2-core machine
-    python bench/run.py --quick      # 5 rounds of shorter runs, about 3 minutes
+    python bench/run.py              # 7 interleaved rounds, about 8 minutes on an idle 2-core machine
+    python bench/run.py --quick      # 5 rounds of shorter runs, about 4 minutes
     python bench/run.py --check      # exit 1 when a budget is missed with 95% confidence, 2 when busy
     python bench/run.py --save before.json; ...; python bench/run.py --baseline before.json
                                      # compare each row's own cost with an earlier run's
@@ -300,6 +300,7 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
         [job("ember", model="tiny", steps=20, optional="defaults"), job("raw", model="tiny", steps=20)], workdir
     )
     time_imports(1), time_listing(1, site)
+    started = time.monotonic()
     for number in range(rounds):
         shuffle = random.Random(number)
         order = sorted(groups)
@@ -325,7 +326,11 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
             row.base_samples.append(base[row.metric])
             row.wall.append(result["wall_us"] - base["wall_us"])
             row.base_wall.append(base["wall_us"])
-        print(f"  round {number + 1}/{rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+        elapsed = time.monotonic() - started
+        print(
+            f"  round {number + 1}/{rounds} done after {elapsed:.0f} s, load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
 
 # ------------------------------------------------------------------ reports
@@ -419,7 +424,7 @@ for count in (0, 1, 10, 50):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 rounds of shorter runs (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="5 rounds of shorter runs (about 4 minutes)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a budget is missed, 2 if the machine is busy")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7, --quick 5; verdicts need 5)")
     parser.add_argument("--save", type=Path, help="write each row's per-round own cost to this JSON file")

@@ -261,12 +261,9 @@ IMPORT = "import time; s = time.perf_counter(); import ember; print((time.perf_c
 
 
 def time_imports(count: int) -> list[float]:
-    env = ENV
+    command = [sys.executable, "-c", IMPORT]
     return [
-        float(
-            subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True, env=env, check=True).stdout
-        )
-        for _ in range(count)
+        float(subprocess.run(command, capture_output=True, text=True, env=ENV, check=True).stdout) for _ in range(count)
     ]
 
 
@@ -299,7 +296,8 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
     run_workloads(
         [job("ember", model="tiny", steps=20, optional="defaults"), job("raw", model="tiny", steps=20)], workdir
     )
-    time_imports(1), time_listing(1, site)
+    time_imports(1)
+    time_listing(1, site)
     started = time.monotonic()
     for number in range(rounds):
         shuffle = random.Random(number)

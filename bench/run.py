@@ -203,7 +203,7 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
     rows = [
         Row(
             "DDP 2 ranks (gloo) vs hand-written DDP",
-            "ddp",
+            "ddp-ember",
             job("ember", **parallel, optional="off", strategy="ddp_spawn"),
             job("raw_parallel", **parallel, strategy="ddp"),
             1.05,
@@ -284,11 +284,10 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
     groups: dict[str, set[Job]] = defaultdict(set)
     for row in active:
         groups[row.group].add(row.job)
-        if row.base is not None and row.group != "fsdp-ember":
-            groups[row.group].add(row.base)
-    fsdp = [row for row in active if row.group == "fsdp-ember"]
-    if fsdp:
-        groups["fsdp-raw"].add(fsdp[0].base)  # type: ignore[arg-type]  # ember's FSDP run re-runs its script
+        if row.base is not None:
+            # a parallel run gets a process of its own, its hand-written loop another: forking a process in which
+            # an earlier gloo group left threads can hang, and ember's "fsdp" re-runs the script for rank 1
+            groups[row.group.replace("-ember", "-raw")].add(row.base)
     site = workdir / "site100"
     if not site.exists():
         fake_site(site, 100)

@@ -5,7 +5,7 @@
 The jobs run one after another in this process (torch is imported once), in
 the order given; bench/run.py shuffles that order every round. Each result
 holds the wall-clock and the CPU time per training step, averaged over all
-steps after a short warm-up, so periodic costs (logging every
+steps after a warm-up (``WARMUP``), so periodic costs (logging every
 ``log_every_n_steps``, progress-bar redraws) are counted, not hidden by a
 median. CPU time is the steadier figure on a busy machine: time the process
 spends descheduled is not in it.
@@ -26,7 +26,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 SHAPES = {"tiny": (32, 32, 1, 32), "mid": (1024, 1024, 10, 256)}  # in, hidden, out, batch
-WARMUP = 10
+#: Steps left out of the per-step mean: past the first logging interval (50 steps), so that one-time work
+#: (a logger opening its files or importing its writer, tqdm's first draws) is not counted as a per-step
+#: cost; a quarter of the run when it is short (mid-size model, start-up).
+WARMUP = 60
 #: Per-step hooks a callback overriding every hook gets during training without validation.
 STEP_HOOKS = (
     "on_train_batch_start",
@@ -72,10 +75,11 @@ class Stamps:
         self.cpu.append(self.cpu_clock())
 
     def summary(self) -> dict[str, float]:
-        steps = len(self.wall) - 1 - WARMUP
+        warmup = min(WARMUP, len(self.wall) // 4)
+        steps = len(self.wall) - 1 - warmup
         return {
-            "wall_us": (self.wall[-1] - self.wall[WARMUP]) / steps * 1e6,
-            "cpu_us": (self.cpu[-1] - self.cpu[WARMUP]) / steps * 1e6,
+            "wall_us": (self.wall[-1] - self.wall[warmup]) / steps * 1e6,
+            "cpu_us": (self.cpu[-1] - self.cpu[warmup]) / steps * 1e6,
             "first_step_ms": (self.wall[0] - self.start) * 1e3,
         }
 

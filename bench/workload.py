@@ -1,20 +1,44 @@
-"""One benchmark configuration, run by bench/run.py in a fresh process: prints a JSON line of timings.
+"""Benchmark configurations, run by bench/run.py in a fresh process: prints one JSON line of timings.
 
-python bench/workload.py raw|ember|lightning '{"model": "tiny", "steps": 2000, "optional": "off", ...}'
+    python bench/workload.py '[["raw", {"model": "tiny", "steps": 2000}], ["ember", {"optional": "off", ...}]]'
+
+The jobs run one after another in this process (torch is imported once), in
+the order given; bench/run.py shuffles that order every round. Each result
+holds the wall-clock and the CPU time per training step, averaged over all
+steps after a warm-up (``WARMUP``), so periodic costs (logging every
+``log_every_n_steps``, progress-bar redraws) are counted, not hidden by a
+median. CPU time is the steadier figure on a busy machine: time the process
+spends descheduled is not in it.
 """
 
 from __future__ import annotations
 
+import gc
 import json
-import statistics
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 SHAPES = {"tiny": (32, 32, 1, 32), "mid": (1024, 1024, 10, 256)}  # in, hidden, out, batch
-WARMUP = 10
+#: Steps left out of the per-step mean: past the first logging interval (50 steps), so that one-time work
+#: (a logger opening its files or importing its writer, tqdm's first draws) is not counted as a per-step
+#: cost; a quarter of the run when it is short (mid-size model, start-up).
+WARMUP = 60
+#: Per-step hooks a callback overriding every hook gets during training without validation.
+STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_before_zero_grad",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_train_batch_end",
+)
 
 
 def network(kind: str) -> torch.nn.Module:
@@ -25,49 +49,80 @@ def network(kind: str) -> torch.nn.Module:
     return torch.nn.Sequential(*layers, torch.nn.Linear(hidden, outputs))
 
 
-def loader(kind: str, steps: int) -> DataLoader:
+def loader(kind: str, steps: int, sampler: Any = None) -> DataLoader:
     inputs, _, outputs, batch = SHAPES[kind]
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(steps * batch, inputs, generator=generator)
     y = torch.randn(steps * batch, outputs, generator=generator)
-    return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
+    data = TensorDataset(x, y)
+    if sampler is not None:
+        return DataLoader(data, batch_size=batch, sampler=sampler(data))
+    return DataLoader(data, batch_size=batch, shuffle=True)
+
+
+class Stamps:
+    """Wall-clock and CPU timestamps taken where each training step starts."""
+
+    def __init__(self, cpu: bool = True) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.start = time.perf_counter()
+        # reading a multi-threaded process's CPU time (gloo's threads) can take a millisecond: wall only there
+        self.cpu_clock = time.process_time if cpu else time.perf_counter
+
+    def __call__(self) -> None:
+        self.wall.append(time.perf_counter())
+        self.cpu.append(self.cpu_clock())
+
+    def summary(self) -> dict[str, float]:
+        warmup = min(WARMUP, len(self.wall) // 4)
+        steps = len(self.wall) - 1 - warmup
+        return {
+            "wall_us": (self.wall[-1] - self.wall[warmup]) / steps * 1e6,
+            "cpu_us": (self.cpu[-1] - self.cpu[warmup]) / steps * 1e6,
+            "first_step_ms": (self.wall[0] - self.start) * 1e3,
+        }
 
 
 def raw(options: dict) -> dict:
     model = network(options["model"])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    stamps = []
-    start = time.perf_counter()
+    stamps = Stamps()
     for x, y in loader(options["model"], options["steps"]):
-        stamps.append(time.perf_counter())  # where the frameworks' training_step starts
+        stamps()  # where the frameworks' training_step starts
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         optimizer.step()
-    stamps.append(time.perf_counter())
-    return summary(stamps, start)
-
-
-def summary(stamps: list[float], start: float) -> dict:
-    steps = [b - a for a, b in zip(stamps[WARMUP:], stamps[WARMUP + 1 :])]
-    return {
-        "median_step_us": statistics.median(steps) * 1e6,
-        "mean_step_us": statistics.fmean(steps) * 1e6,
-        "first_step_ms": (stamps[0] - start) * 1e3,
-    }
+    stamps()
+    return stamps.summary()
 
 
 def every_hook_names(callback_base: type) -> list[str]:
-    names = [
+    return [
         n for n, v in vars(callback_base).items() if callable(v) and (n.startswith("on_") or n in ("setup", "teardown"))
     ]
-    return names
 
 
-def ember_run(options: dict) -> dict:
+def ember_flags(options: dict) -> dict[str, Any]:
+    flags: dict[str, Any] = {"max_epochs": 1, "num_sanity_val_steps": 0, "default_root_dir": "."}
+    if options.get("optional") == "off":
+        flags.update(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    if options.get("bar"):
+        flags["enable_progress_bar"] = True
+    if options.get("profiler"):
+        flags["profiler"] = "plugins"
+    if options.get("autoresume"):
+        flags["autoresume"] = True
+    if options.get("strategy"):
+        flags.update(strategy=options["strategy"], devices=2, accelerator="cpu")
+    return flags
+
+
+def ember_model(options: dict, stamps: Stamps) -> Any:
     import ember
 
-    stamps: list[float] = []  # taken as each training_step starts, as the raw loop takes them before forward
+    metrics = [f"metric_{i}" for i in range(options.get("metrics", 0))]
 
     class Model(ember.Module):
         def __init__(self) -> None:
@@ -75,19 +130,27 @@ def ember_run(options: dict) -> dict:
             self.net = network(options["model"])
 
         def training_step(self, batch, batch_idx):
-            stamps.append(time.perf_counter())
+            stamps()
             x, y = batch
             loss = torch.nn.functional.mse_loss(self.net(x), y)
             if options.get("log"):
                 self.log("loss", loss, prog_bar=True)
+            for name in metrics:
+                self.log(name, loss)
             return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
+    return Model()
+
+
+def ember_callbacks(options: dict, stamps: Stamps) -> list[Any]:
+    import ember
+
     class Stamp(ember.Callback):
         def on_train_end(self, trainer, pl_module):
-            stamps.append(time.perf_counter())
+            stamps()
 
     def noop(self, *args):
         return None
@@ -100,27 +163,34 @@ def ember_run(options: dict) -> dict:
     for name in every_hook_names(ember.Callback):
         if name not in ("state_dict", "load_state_dict"):
             setattr(NoopPlugin, name, staticmethod(ember.hookimpl(specname=name)(lambda trainer: None)))
-    callbacks: list = [Stamp()]
+    callbacks: list[Any] = [Stamp()]
     callbacks += [NoopCallback() for _ in range(options.get("callbacks", 0))]
     callbacks += [NoopPlugin() for _ in range(options.get("plugins", 0))]
-    flags = {"max_epochs": 1, "num_sanity_val_steps": 0, "default_root_dir": "."}
-    if options.get("optional") == "off":
-        flags.update(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    if options.get("bar"):
-        flags["enable_progress_bar"] = True
-    if options.get("profiler"):
-        flags["profiler"] = "plugins"
+    return callbacks
+
+
+def ember_run(options: dict) -> dict:
+    import ember
+
+    stamps = Stamps(cpu="strategy" not in options)
+    model = ember_model(options, stamps)
+    callbacks = ember_callbacks(options, stamps)
     data = loader(options["model"], options["steps"])
-    start = time.perf_counter()
-    trainer = ember.Trainer(callbacks=callbacks, **flags)
-    trainer.fit(Model(), data)
-    return summary(stamps, start)
+    Trainer, flags = ember.Trainer, ember_flags(options)
+    with tempfile.TemporaryDirectory() as folder:
+        flags["default_root_dir"] = folder
+        stamps.start = time.perf_counter()  # Trainer() to the first training step
+        trainer = Trainer(callbacks=callbacks, **flags)
+        trainer.fit(model, data)
+    if not trainer.is_global_zero:
+        return {}
+    return stamps.summary()
 
 
 def lightning_run(options: dict) -> dict:
     import pytorch_lightning as pl
 
-    stamps: list[float] = []
+    stamps = Stamps()
 
     class Model(pl.LightningModule):
         def __init__(self) -> None:
@@ -128,7 +198,7 @@ def lightning_run(options: dict) -> dict:
             self.net = network(options["model"])
 
         def training_step(self, batch, batch_idx):
-            stamps.append(time.perf_counter())
+            stamps()
             x, y = batch
             loss = torch.nn.functional.mse_loss(self.net(x), y)
             if options.get("log"):
@@ -140,31 +210,129 @@ def lightning_run(options: dict) -> dict:
 
     class Stamp(pl.Callback):
         def on_train_end(self, trainer, pl_module):
-            stamps.append(time.perf_counter())
+            stamps()
 
     def noop(self, *args, **kwargs):
         return None
 
     NoopCallback = type("NoopCallback", (pl.Callback,), {n: noop for n in every_hook_names(pl.Callback)})
     callbacks: list = [Stamp()] + [NoopCallback() for _ in range(options.get("callbacks", 0))]
-    flags = {"max_epochs": 1, "num_sanity_val_steps": 0, "default_root_dir": ".", "accelerator": "cpu", "devices": 1}
+    flags = {"max_epochs": 1, "num_sanity_val_steps": 0, "accelerator": "cpu", "devices": 1}
     if options.get("optional") == "off":
         flags.update(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     data = loader(options["model"], options["steps"])
-    start = time.perf_counter()
-    trainer = pl.Trainer(callbacks=callbacks, **flags)
-    trainer.fit(Model(), data)
-    return summary(stamps, start)
+    model = Model()
+    with tempfile.TemporaryDirectory() as folder:
+        stamps.start = time.perf_counter()
+        trainer = pl.Trainer(callbacks=callbacks, default_root_dir=folder, **flags)
+        trainer.fit(model, data)
+    return stamps.summary()
+
+
+def raw_parallel(options: dict) -> dict:
+    """A hand-written data-parallel loop on 2 gloo ranks (rank 1 forked): DDP, or FSDP2's fully_shard."""
+    import multiprocessing
+
+    import torch.distributed as dist
+
+    port = options["port"]
+
+    def rank_main(rank: int) -> dict:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=2)
+        torch.manual_seed(0)
+        model = network(options["model"])
+        if options["strategy"] == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            model = fully_shard(model)
+        else:
+            model = torch.nn.parallel.DistributedDataParallel(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        sampler = lambda data: torch.utils.data.DistributedSampler(data, num_replicas=2, rank=rank)  # noqa: E731
+        stamps = Stamps(cpu=False)
+        for x, y in loader(options["model"], options["steps"], sampler):
+            stamps()
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        stamps()
+        dist.barrier()
+        dist.destroy_process_group()
+        return stamps.summary()
+
+    child = multiprocessing.get_context("fork").Process(target=lambda: (rank_main(1), os._exit(0)))
+    child.start()
+    result = rank_main(0)
+    child.join()
+    return result
+
+
+def checkpoint_io(options: dict) -> dict:
+    """Save then load a ~200 MB model: ember's save/load against torch.save + fsync + rename / torch.load."""
+    import ember
+    from ember.core.checkpoint import dump_checkpoint, load_checkpoint_file
+
+    class Big(ember.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(options.get("megabytes", 200) * 2**18))
+
+        def training_step(self, batch, batch_idx):
+            return (self.weight[:32] * batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    model = Big()
+    folder = Path(tempfile.mkdtemp(dir="."))
+    flags = ember_flags({"optional": "off"})
+    trainer = ember.Trainer(max_steps=1, **{**flags, "default_root_dir": str(folder)})
+    trainer.fit(model, DataLoader(TensorDataset(torch.ones(1, 32)), batch_size=1))
+    path = folder / "model.ckpt"
+    wall, cpu = time.perf_counter(), time.process_time()
+    if options["writer"] == "ember":
+        trainer.save_checkpoint(path)
+        model.load_state_dict(load_checkpoint_file(path)["state_dict"])
+    else:
+        checkpoint = dump_checkpoint(trainer)  # the same dict, built outside the clock
+        wall, cpu = time.perf_counter(), time.process_time()
+        temporary = folder / ".model.ckpt.tmp"
+        with open(temporary, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        model.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    result = {"wall_us": (time.perf_counter() - wall) * 1e6, "cpu_us": (time.process_time() - cpu) * 1e6}
+    for leftover in folder.rglob("*"):
+        if leftover.is_file():
+            leftover.unlink()
+    return result
+
+
+def run_job(framework: str, options: dict) -> dict:
+    run = {
+        "raw": raw,
+        "ember": ember_run,
+        "lightning": lightning_run,
+        "raw_parallel": raw_parallel,
+        "checkpoint": checkpoint_io,
+    }[framework]
+    gc.collect()
+    return run(options)
 
 
 def main() -> None:
-    framework, options = sys.argv[1], json.loads(sys.argv[2])
+    jobs = json.loads(sys.argv[1])
     torch.set_num_threads(1)
     torch.manual_seed(0)
     # torch imports torch._dynamo when the first optimizer is built (seconds); do it before any clock starts
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    result = {"raw": raw, "ember": ember_run, "lightning": lightning_run}[framework](options)
-    print(json.dumps(result))
+    results = [run_job(framework, options) for framework, options in jobs]
+    if os.environ.get("RANK", "0") == "0":  # a rank that re-runs this script stays silent
+        print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,5 +9,5 @@ python -m pip install -q torch  # the machine's own CUDA build
 python -m pip install -q -e ".[test]"
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-python -m pytest tests/gpu tests/plugins/test_device_stats_monitor.py tests/core/test_trainer_flags.py -q -rs
+python -m pytest tests/gpu tests/testing/test_syncs.py tests/plugins/test_device_stats_monitor.py tests/core/test_trainer_flags.py -q -rs
 python bench/run.py --quick --no-lightning

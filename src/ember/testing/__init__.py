@@ -11,6 +11,9 @@ every test these fixtures:
 * ``hook_recorder`` -- a callback that records every hook call, with
   ``assert_sequence([...])`` to check an order.
 
+``ember.testing.HostSyncs()`` records, step by step, where training reads tensor
+values into Python (a GPU run would wait there); see docs/performance.md.
+
 ``ember.testing.CrashAfter(path, epoch=..., step=...)`` saves a checkpoint and
 raises ``SimulatedCrash``, to test that a plugin's state survives a resume.
 
@@ -32,6 +35,7 @@ from typing import Any
 __all__ = [
     "CrashAfter",
     "HookRecorder",
+    "HostSyncs",
     "SimulatedCrash",
     "TinyDataModule",
     "TinyModel",
@@ -43,6 +47,7 @@ _LAZY = {
     "CrashAfter": "ember.testing.crash",
     "SimulatedCrash": "ember.testing.crash",
     "HookRecorder": "ember.testing.recorder",
+    "HostSyncs": "ember.testing.syncs",
     "recording_module": "ember.testing.recorder",
     "TinyDataModule": "ember.testing.models",
     "TinyModel": "ember.testing.models",

@@ -204,7 +204,7 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
         Row(
             "DDP 2 ranks (gloo) vs hand-written DDP",
             "ddp-ember",
-            job("ember", **parallel, optional="off", strategy="ddp_spawn"),
+            job("ember", **parallel, optional="off", strategy="ddp_fork"),
             job("raw_parallel", **parallel, strategy="ddp"),
             1.05,
             metric="wall_us",

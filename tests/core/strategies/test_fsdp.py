@@ -40,6 +40,14 @@ def test_fsdp_on_2_ranks_matches_ddp_and_one_process(tmp_path: Path, one_process
     assert bitwise_equal(weights(sharded, 0), weights(sharded, 1))
 
 
+def test_fsdp_on_4_ranks_matches_ddp_and_one_process(tmp_path: Path, one_process: Path) -> None:
+    four = {"devices": 4, "batch_size": 2}
+    fsdp = trained(tmp_path / "fsdp", strategy="fsdp", **four)
+    ddp = trained(tmp_path / "ddp", strategy="ddp", **four)
+    assert largest_difference(weights(fsdp), weights(ddp)) <= 1e-6
+    assert largest_difference(weights(fsdp), weights(one_process)) <= 1e-6
+
+
 def test_sharded_checkpoints_are_folders_every_rank_writes_into(sharded: Path) -> None:
     folders = sorted(path.name for path in (sharded / "ckpt").iterdir())
     assert folders == ["last.ckpt", "step=10.ckpt", "step=15.ckpt", "step=20.ckpt", "step=5.ckpt"]

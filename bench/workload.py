@@ -152,6 +152,13 @@ def ember_callbacks(options: dict, stamps: Stamps) -> list[Any]:
         def on_train_end(self, trainer, pl_module):
             stamps()
 
+        # forked/spawned ranks run in children: rank 0's stamps come back to the caller as callback state
+        def state_dict(self):
+            return {"wall": stamps.wall, "cpu": stamps.cpu, "start": stamps.start}
+
+        def load_state_dict(self, state_dict):
+            stamps.wall, stamps.cpu, stamps.start = state_dict["wall"], state_dict["cpu"], state_dict["start"]
+
     def noop(self, *args):
         return None
 

@@ -12,6 +12,7 @@ script is a new run.
 from __future__ import annotations
 
 import datetime
+import os
 from typing import TYPE_CHECKING, Any
 
 from ember.core import filesystem
@@ -82,6 +83,28 @@ def resume_path(trainer: Trainer) -> str:
     return trainer._resume_path
 
 
+def previous_last_checkpoint(trainer: Trainer) -> str | None:
+    """``ckpt_path="last"`` when this run has none: the newest ``last*.ckpt`` or ``resume.ckpt`` in the
+    ``checkpoints`` folder of the highest-numbered earlier ``version_N`` of the first logger that has one."""
+    root = getattr(trainer.loggers[0], "root_dir", None) if trainer.loggers else None
+    if not isinstance(root, str) or not filesystem.isdir(root):
+        return None
+    own = os.path.basename(os.path.normpath(str(trainer.log_dir)))
+    versions = sorted((int(e[len("version_") :]) for e in filesystem.listdir(root) if _is_version(e)), reverse=True)
+    for number in versions:
+        if f"version_{number}" == own:
+            continue
+        folder = filesystem.join(root, f"version_{number}", "checkpoints")
+        found = [
+            filesystem.join(folder, entry)
+            for entry in filesystem.listdir(folder)
+            if entry == RESUME_FILE or (entry.startswith("last") and entry.endswith(".ckpt"))
+        ]
+        if found:
+            return max(found, key=filesystem.modified_ns)
+    return None
+
+
 def _adopt_version(trainer: Trainer) -> None:
     """File loggers without a fixed version take the highest ``version_N`` that holds a resume checkpoint."""
     if not trainer.loggers:
@@ -90,9 +113,7 @@ def _adopt_version(trainer: Trainer) -> None:
     root = getattr(first, "root_dir", None)
     if getattr(first, "_version", 0) is not None or not root or not filesystem.isdir(root):
         return
-    numbers = sorted(
-        (int(entry[len("version_") :]) for entry in filesystem.listdir(root) if _is_version(entry)), reverse=True
-    )
+    numbers = sorted((int(e[len("version_") :]) for e in filesystem.listdir(root) if _is_version(e)), reverse=True)
     for number in numbers:
         if filesystem.isfile(filesystem.join(root, f"version_{number}", "checkpoints", RESUME_FILE)):
             for logger in trainer.loggers:

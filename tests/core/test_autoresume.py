@@ -22,6 +22,8 @@ from ember.testing import TinyModel, make_trainer
 
 
 class SignalAt(ember.Callback):
+    """Sends this process a real signal once, as a scheduler would; training goes on until the step boundary."""
+
     def __init__(self, step: int, number: int = signal.SIGTERM) -> None:
         self.step, self.number = step, number
 

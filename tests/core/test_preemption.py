@@ -22,20 +22,10 @@ import torch
 import ember
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_autoresume import SignalAt  # noqa: E402
 from test_fault_tolerance import Journal, KillAt, assert_bitwise_equal, journal, resume_tests  # noqa: E402
 
-SEED, SIGNAL_AT_STEP = 7, 14  # 8 batches an epoch: step 14 is in the middle of epoch 1
-
-
-class SignalAt(ember.Callback):
-    """Sends this process a real signal once, as a scheduler would; training goes on until the step boundary."""
-
-    def __init__(self, step: int, number: int = signal.SIGTERM) -> None:
-        self.step, self.number = step, number
-
-    def on_train_batch_start(self, trainer: ember.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.number)
+SEED, SIGNAL_AT_STEP, DDP_SIGNAL_AT_STEP = 7, 14, 5  # 8 batches an epoch (4 on each of 2 ranks): mid epoch 1
 
 
 class Seen(ember.Callback):
@@ -55,8 +45,11 @@ def main(mode: str, folder: Path) -> None:
     ember.seed_everything(SEED)
     callbacks: list[Any] = [Journal(folder / "journal.jsonl"), Seen(folder / "exception.txt")]
     autoresume: Any = True
-    if mode == "term":
-        callbacks.append(SignalAt(SIGNAL_AT_STEP))
+    distributed = mode.startswith("ddp-")  # 2 ranks launched by ember (gloo); the signal reaches rank 0 only
+    if distributed:
+        mode = mode[len("ddp-") :]
+    if mode == "term" and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        callbacks.append(SignalAt(DDP_SIGNAL_AT_STEP if distributed else SIGNAL_AT_STEP))
     if mode == "kill":
         callbacks.append(KillAt(SIGNAL_AT_STEP))
         autoresume = {"every_n_train_steps": 4}
@@ -71,9 +64,12 @@ def main(mode: str, folder: Path) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         autoresume=autoresume,
+        **({"strategy": "ddp", "devices": 2, "accelerator": "cpu"} if distributed else {}),
     )
     model = resume_tests.DropoutModel()
     trainer.fit(model)
+    if not trainer.is_global_zero:
+        return
     final = {"model": model.state_dict(), "optimizer": trainer.optimizers[0].state_dict()}
     torch.save(final, folder / "final.pt")
     (folder / "log_dir.txt").write_text(trainer.log_dir)
@@ -128,6 +124,21 @@ def test_sigterm_stops_at_a_step_boundary_with_a_resume_checkpoint_and_exit_code
     again = run("term-done", tmp_path)  # the same script, restarted (without the signal this time)
     assert again.returncode == 0, again.stderr
     assert_same_run(tmp_path, uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_to_rank_zero_of_a_two_rank_ddp_run_stops_both_ranks_at_the_same_step(tmp_path: Path) -> None:
+    full = run("ddp-full", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    stopped = run("ddp-term", tmp_path / "run")
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    resume = torch.load(
+        tmp_path / "run" / "ember_logs" / "version_0" / "checkpoints" / "resume.ckpt", weights_only=True
+    )
+    assert resume["global_step"] == DDP_SIGNAL_AT_STEP + 1
+    again = run("ddp-again", tmp_path / "run")
+    assert again.returncode == 0, again.stderr
+    assert_same_run(tmp_path / "run", tmp_path / "full")
 
 
 @pytest.mark.slow

@@ -33,27 +33,40 @@ class SignalAt(ember.Callback):
 
 
 class SignalAgainOnException(ember.Callback):
-    """A scheduler that sends SIGTERM twice: the second arrives during the shutdown."""
+    """Signals that arrive during the shutdown: a scheduler's second SIGTERM, an impatient user's Ctrl-C."""
 
-    exception: BaseException | None = None
+    def __init__(self, *numbers: int) -> None:
+        self.numbers, self.exceptions = numbers, []
 
     def on_exception(self, trainer: ember.Trainer, pl_module: Any, exception: BaseException) -> None:
-        self.exception = exception
-        os.kill(os.getpid(), signal.SIGTERM)
+        self.exceptions.append(exception)
+        for number in self.numbers:
+            os.kill(os.getpid(), number)
 
 
 def test_a_signal_ends_fit_at_the_next_step_with_a_resume_checkpoint_and_exit_code_128_plus_signum(
     tmp_path: Path,
 ) -> None:
-    twice = SignalAgainOnException()
+    twice = SignalAgainOnException(signal.SIGTERM, signal.SIGINT)
     trainer = make_trainer(tmp_path, callbacks=[SignalAt(3), twice], logger=CSVLogger(tmp_path))
     with pytest.raises(SystemExit) as exit_info:
         trainer.fit(TinyModel())
     assert exit_info.value.code == 128 + signal.SIGTERM == 143
-    assert isinstance(twice.exception, ember.errors.Preempted)
+    (exception,) = twice.exceptions
+    assert isinstance(exception, ember.errors.Preempted) and exception.signum == signal.SIGTERM
     assert trainer.state.status.value == "interrupted"
     checkpoint = torch.load(tmp_path / "ember_logs" / "version_0" / "checkpoints" / "resume.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 4 == trainer.global_step  # the step running at the signal finished, no more
+
+
+def test_repeated_ctrl_c_ends_fit_once_with_exit_code_1(tmp_path: Path) -> None:
+    again = SignalAgainOnException(signal.SIGINT, signal.SIGINT)
+    trainer = make_trainer(tmp_path, callbacks=[SignalAt(2, signal.SIGINT), again])
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.fit(TinyModel())
+    assert exit_info.value.code == 1
+    assert [type(exception) for exception in again.exceptions] == [KeyboardInterrupt]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_signal_handlers_are_the_previous_ones_again_after_fit(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ finalizes the loggers as ``"preempted"`` and exits with ``128 + signal number``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ember.errors import MisconfigurationError, Preempted
@@ -117,6 +119,19 @@ class StepGuard:
 
         self.trainer.save_checkpoint(resume_path(self.trainer))
         self.last_save = time.monotonic()
+
+
+@contextlib.contextmanager
+def ignoring_ctrl_c() -> Iterator[None]:
+    """Shutdown code (on_exception, finalize) runs to the end: Ctrl-C is ignored meanwhile (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def requeue_slurm_job() -> bool:

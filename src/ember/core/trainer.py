@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -350,7 +349,7 @@ class Trainer(TrainerProperties):
     def _run_guarded(self, *arguments: Any) -> Any:
         """One run on this process; errors go through on_exception, Ctrl-C ends with exit code 1."""
         from ember.core.run import run
-        from ember.core.signals import SignalWatch, requeue_slurm_job
+        from ember.core.signals import SignalWatch, ignoring_ctrl_c, requeue_slurm_job
 
         self._guard, self._resume_path = None, None
         self._signal_watch = SignalWatch(self._requeue_signals if arguments[0] == TrainerFn.FITTING else ())
@@ -358,17 +357,15 @@ class Trainer(TrainerProperties):
         try:
             return run(self, *arguments)
         except Preempted as preempted:  # a signal, at a step boundary after the resume checkpoint (signals.py)
-            self._on_exception(preempted, status="preempted")
-            if self.slurm_requeue and self.strategy.is_global_zero:
-                requeue_slurm_job()
+            with ignoring_ctrl_c():
+                self._on_exception(preempted, status="preempted")
+                if self.slurm_requeue and self.strategy.is_global_zero:
+                    requeue_slurm_job()
             raise SystemExit(preempted.exit_code) from None
         except KeyboardInterrupt as interrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            with ignoring_ctrl_c():
                 print("\nDetected KeyboardInterrupt, attempting graceful shutdown ...", file=sys.stderr)
                 self._on_exception(interrupt)
-            finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
             raise SystemExit(1) from None
         except BaseException as exception:
             self._on_exception(exception)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Seen(ember.Callback):
 
 
 def main(mode: str, folder: Path) -> None:
+    from ember.callbacks import LambdaCallback
     from ember.loggers import CSVLogger
 
     torch.set_num_threads(1)
@@ -50,6 +52,8 @@ def main(mode: str, folder: Path) -> None:
         mode = mode[len("ddp-") :]
     if mode == "term" and int(os.environ.get("LOCAL_RANK", "0")) == 0:
         callbacks.append(SignalAt(DDP_SIGNAL_AT_STEP if distributed else SIGNAL_AT_STEP))
+    if mode == "slow":  # a few steps a second, for a signal sent from outside at no particular step
+        callbacks.append(LambdaCallback(on_train_batch_end=lambda *args: time.sleep(0.1)))
     if mode == "kill":
         callbacks.append(KillAt(SIGNAL_AT_STEP))
         autoresume = {"every_n_train_steps": 4}
@@ -122,6 +126,27 @@ def test_sigterm_stops_at_a_step_boundary_with_a_resume_checkpoint_and_exit_code
     assert max(int(row["step"]) for row in logged) == SIGNAL_AT_STEP
 
     again = run("term-done", tmp_path)  # the same script, restarted (without the signal this time)
+    assert again.returncode == 0, again.stderr
+    assert_same_run(tmp_path, uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_from_outside_at_any_step_then_the_same_command_again_ends_as_an_uninterrupted_run(
+    tmp_path: Path, uninterrupted: Path
+) -> None:
+    command = [sys.executable, __file__, "slow", str(tmp_path)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if (tmp_path / "journal.jsonl").exists() and len(journal(tmp_path)) > 12:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)  # as Kubernetes or scancel would
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 128 + signal.SIGTERM, stderr
+    resume = torch.load(tmp_path / "ember_logs" / "version_0" / "checkpoints" / "resume.ckpt", weights_only=True)
+    assert resume["global_step"] == journal(tmp_path)[-1]["step"]  # saved after the last step that ran
+    again = run("again", tmp_path)
     assert again.returncode == 0, again.stderr
     assert_same_run(tmp_path, uninterrupted)
 

@@ -24,3 +24,21 @@ class CheckpointError(RuntimeError):
 
 class EmberWarning(UserWarning):
     """Something ember worked around but the user should know about."""
+
+
+class Preempted(Exception):
+    """A signal (SIGTERM, SLURM's SIGUSR1, ``Trainer(requeue_signals=...)``) ended fit at a step boundary.
+
+    on_exception receives it after the resume checkpoint is written; the process then exits with
+    ``128 + signum`` (143 for SIGTERM). ``checkpoint`` is the resume checkpoint's path, or None
+    without autoresume.
+    """
+
+    def __init__(self, signum: int, checkpoint: str | None = None) -> None:
+        self.signum, self.checkpoint = int(signum), checkpoint
+        where = f"; resume checkpoint: {checkpoint}" if checkpoint else ""
+        super().__init__(f"fit was stopped by signal {self.signum} at a step boundary{where}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

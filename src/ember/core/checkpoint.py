@@ -450,9 +450,16 @@ def resolve_ckpt_path(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> st
         candidates = {path for callback in trainer.checkpoint_callbacks for path in _last_candidates(callback)}
         existing = [path for path in candidates if filesystem.exists(path)]  # a distributed checkpoint is a folder
         if not existing:
+            from ember.core.autoresume import previous_last_checkpoint
+            from ember.core.messages import info
+
+            previous = previous_last_checkpoint(trainer)  # an earlier version_N of the same logger (autoresume.py)
+            if previous is not None:
+                info(f'{fn}(ckpt_path="last") resumes from the previous run\'s {previous}')
+                return previous
             warnings.warn(
-                f'{fn}(ckpt_path="last") found no last checkpoint, so none is loaded; '
-                "ModelCheckpoint(save_last=True) writes one",
+                f'{fn}(ckpt_path="last") found no last checkpoint in this run or an earlier version folder, '
+                "so none is loaded; ModelCheckpoint(save_last=True) writes one",
                 EmberWarning,
                 stacklevel=4,
             )

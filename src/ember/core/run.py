@@ -42,6 +42,10 @@ def run(
 ) -> Any:
     """Run ``fn`` on ``model``; return what the user-facing method returns."""
     _attach(trainer, fn, model, loaders, datamodule)
+    if fn == TrainerFn.FITTING:  # the run folder, before setup hooks and loggers claim a version
+        from ember.core.autoresume import prepare_fit
+
+        ckpt_path = prepare_fit(trainer, ckpt_path)
     trainer._fx = "configure_callbacks"
     trainer._set_plugins(trainer._user_callbacks, as_callback_list(model.configure_callbacks()))
     lend_logging(trainer.callbacks, model)
@@ -91,6 +95,10 @@ def run(
     if datamodule is not None and callable(getattr(datamodule, "teardown", None)):
         datamodule.teardown(stage)
     trainer._hook("teardown", stage=stage)
+    if fn == TrainerFn.FITTING:
+        from ember.core.autoresume import finish_fit
+
+        finish_fit(trainer)
     if trainer.is_global_zero:
         for logger in trainer.loggers:
             logger.finalize("success")

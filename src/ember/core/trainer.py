@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ember.core.properties import TrainerProperties
 from ember.core.state import FitProgress, RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ember.core.strategies import select_strategy
 from ember.core.trust import collision_hint
-from ember.errors import MisconfigurationError
+from ember.errors import MisconfigurationError, Preempted
 
 
 class Trainer(TrainerProperties):
@@ -78,6 +77,9 @@ class Trainer(TrainerProperties):
         default_root_dir: str | Path | None = None,
         disable_plugins: Any = None,
         strict_plugins: bool | None = None,
+        autoresume: Any = False,
+        requeue_signals: Any = ("SIGTERM", "SIGUSR1"),
+        slurm_requeue: bool = False,
     ) -> None:
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}  # for ddp_spawn
         ember_logger()  # the ember logger shows INFO messages until the user configures logging
@@ -129,6 +131,15 @@ class Trainer(TrainerProperties):
         self._precision_flag = normalize_precision(precision)
         self._precision = Precision("32-true", self.strategy.root_device)
         self.profiler = make_profiler(profiler)
+        from ember.core import autoresume as _autoresume
+        from ember.core.signals import parse_signals
+
+        self._autoresume = _autoresume.parse(autoresume)  # see ember.core.autoresume and signals
+        self._requeue_signals, self.slurm_requeue = parse_signals(requeue_signals), bool(slurm_requeue)
+        self._signal_watch: Any = None
+        self._guard: Any = None
+        self._resume_path: str | None = None
+        self._autoresume_on = False
 
         self.state = TrainerState()
         self.fit_progress = FitProgress()
@@ -338,27 +349,37 @@ class Trainer(TrainerProperties):
     def _run_guarded(self, *arguments: Any) -> Any:
         """One run on this process; errors go through on_exception, Ctrl-C ends with exit code 1."""
         from ember.core.run import run
+        from ember.core.signals import SignalWatch, ignoring_ctrl_c, requeue_slurm_job
 
+        self._guard, self._resume_path = None, None
+        self._signal_watch = SignalWatch(self._requeue_signals if arguments[0] == TrainerFn.FITTING else ())
+        self._signal_watch.install()
         try:
             return run(self, *arguments)
+        except Preempted as preempted:  # a signal, at a step boundary after the resume checkpoint (signals.py)
+            with ignoring_ctrl_c():
+                self._on_exception(preempted, status="preempted")
+                if self.slurm_requeue and self.strategy.is_global_zero:
+                    requeue_slurm_job()
+            raise SystemExit(preempted.exit_code) from None
         except KeyboardInterrupt as interrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            with ignoring_ctrl_c():
                 print("\nDetected KeyboardInterrupt, attempting graceful shutdown ...", file=sys.stderr)
                 self._on_exception(interrupt)
-            finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
             raise SystemExit(1) from None
         except BaseException as exception:
             self._on_exception(exception)
             raise
+        finally:
+            self._signal_watch.restore()
+            self._guard = None
 
     def _best_checkpoint(self) -> str:
         """The best_model_path of the first checkpoint callback that has one, or ""."""
         paths = (getattr(c, "best_model_path", "") for c in self.checkpoint_callbacks)
         return next((path for path in paths if path), "")
 
-    def _on_exception(self, exception: BaseException) -> None:
+    def _on_exception(self, exception: BaseException, status: str = "failed") -> None:
         """Every plugin's on_exception once, loggers finalized as failed; no end or teardown hook follows."""
         if self.state.status == TrainerStatus.INTERRUPTED:
             return
@@ -379,7 +400,7 @@ class Trainer(TrainerProperties):
         finally:
             if self.strategy.is_global_zero:
                 for logger in self.loggers:
-                    logger.finalize("failed")
+                    logger.finalize(status)
             self.strategy.teardown()
 
     # ---------------------------------------------------------------- data

@@ -60,7 +60,7 @@ class TrainingEpoch:
         batch_start, batch_end, replace_batch = self._batch_start, self._batch_end, self._replace_batch
         module_start, module_end = self._module_batch_start, self._module_batch_end
         transfer = needs_transfer(trainer)
-        finish = self._finish_batch
+        finish, guard = self._finish_batch, trainer._guard  # guard: signals and autoresume (core/signals.py)
         with contextlib.closing(iterator):
             if progress.pending is not None and finish(**progress.pending):
                 iterator = _no_batches()
@@ -91,6 +91,8 @@ class TrainingEpoch:
                     module_end(outputs, batch, batch_idx)
                 if finish(batch_idx, is_last, optimization.stepped):
                     break
+                if guard is not None and (optimization.stepped or not optimization.automatic):
+                    guard.poll()
         self._end_epoch()
 
     def _open_epoch(self, loader: Any, count: float) -> Batches:

@@ -39,6 +39,8 @@ class Optimization:
         self._step_hooked = "on_before_optimizer_step" in hooked
         self._own_optimizer_step = "optimizer_step" in overrides
         self._replace_loss, self._gate_step = callers.get("ember_loss"), callers.get("ember_optimizer_step")
+        # a plugin gating optimizer steps (ember_optimizer_step) decides what a non-finite loss means: no warning
+        self._warned_non_finite = self._gate_step is not None
         #: The loss last backpropagated, kept for ember_optimizer_step only.
         self._loss: torch.Tensor | None = None
         self._autocast = trainer._precision.autocast_dtype is not None
@@ -84,6 +86,26 @@ class Optimization:
         return closure.outputs
 
     # ------------------------------------------------- shared with manual mode
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Warn once per fit when the loss is NaN or infinite, naming the step.
+
+        Only called for losses already on the CPU: on an accelerator the check
+        would wait for the device every step, which the hot path must not do.
+        """
+        if not bool(torch.isfinite(loss).all()):
+            import warnings
+
+            from ember.errors import EmberWarning
+
+            self._warned_non_finite = True
+            warnings.warn(
+                f"the training loss is {loss.float().mean().item()} at global_step={self.trainer.global_step} "
+                f"(epoch {self.trainer.current_epoch}); training goes on, but the weights may no longer be finite "
+                "(warned once per fit)",
+                EmberWarning,
+                stacklevel=2,
+            )
+
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """on_before_backward, the model's backward (through precision), on_after_backward."""
         trainer = self.trainer
@@ -157,6 +179,8 @@ class _Closure:
             output = optimization.training_step(self.batch, self.batch_idx)
         loss = output if type(output) is torch.Tensor else _loss_of(output)
         detached = loss.detach() if loss is not None else None
+        if detached is not None and detached.device.type == "cpu" and not optimization._warned_non_finite:
+            optimization.check_finite(detached)
         self.outputs = _outputs_of(output, detached)
         if self.zero_grad:
             optimization.zero_grad(self.batch_idx)

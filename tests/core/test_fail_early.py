@@ -88,3 +88,25 @@ def test_a_finite_run_gives_no_such_warning(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*training loss is.*")
         quiet_trainer(tmp_path, max_steps=3).fit(TinyModel())
+
+
+class ManualGoesNaN(GoesNaN):
+    def __init__(self, at: int) -> None:
+        super().__init__(at)
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        loss = super().training_step(batch, batch_idx)
+        self.manual_backward(loss)
+        optimizer.step()
+        return loss
+
+
+def test_manual_optimization_gets_the_same_warning(tmp_path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(tmp_path, max_steps=5).fit(ManualGoesNaN(at=2))
+    found = [str(w.message) for w in caught if "training loss is nan" in str(w.message)]
+    assert len(found) == 1 and "global_step=2" in found[0]

@@ -11,6 +11,7 @@ backward and optimizer-step hooks still fire through ``manual_backward`` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,14 +93,15 @@ class Optimization:
         Only called for losses already on the CPU: on an accelerator the check
         would wait for the device every step, which the hot path must not do.
         """
-        if not bool(torch.isfinite(loss).all()):
+        finite = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss.detach()).all())
+        if not finite:
             import warnings
 
             from ember.errors import EmberWarning
 
             self._warned_non_finite = True
             warnings.warn(
-                f"the training loss is {loss.float().mean().item()} at global_step={self.trainer.global_step} "
+                f"the training loss is {loss.detach().float().mean().item()} at global_step={self.trainer.global_step} "
                 f"(epoch {self.trainer.current_epoch}); training goes on, but the weights may no longer be finite "
                 "(warned once per fit)",
                 EmberWarning,
@@ -109,6 +111,8 @@ class Optimization:
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """on_before_backward, the model's backward (through precision), on_after_backward."""
         trainer = self.trainer
+        if not self._warned_non_finite and loss.device.type == "cpu":
+            self.check_finite(loss)
         if self._replace_loss is not None:
             replaced = self._replace_loss(trainer=trainer, pl_module=self.module, loss=loss)
             loss = loss if replaced is None else replaced
@@ -179,8 +183,6 @@ class _Closure:
             output = optimization.training_step(self.batch, self.batch_idx)
         loss = output if type(output) is torch.Tensor else _loss_of(output)
         detached = loss.detach() if loss is not None else None
-        if detached is not None and detached.device.type == "cpu" and not optimization._warned_non_finite:
-            optimization.check_finite(detached)
         self.outputs = _outputs_of(output, detached)
         if self.zero_grad:
             optimization.zero_grad(self.batch_idx)

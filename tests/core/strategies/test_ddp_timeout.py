@@ -38,3 +38,9 @@ def test_a_bad_environment_value_is_named(monkeypatch) -> None:
     monkeypatch.setenv("EMBER_DDP_TIMEOUT", "ten")
     with pytest.raises(MisconfigurationError, match="EMBER_DDP_TIMEOUT='ten'"):
         DDPStrategy()
+
+
+def test_fsdp_takes_the_same_timeout() -> None:
+    from ember.strategies import FSDPStrategy
+
+    assert FSDPStrategy(timeout=timedelta(minutes=2)).timeout == timedelta(minutes=2)

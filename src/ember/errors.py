@@ -22,6 +22,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be written or read back; the message names the file and the problem."""
 
 
+class CollectiveTimeoutError(RuntimeError):
+    """Not every rank reached a collective in time; the message names the barrier and, where known, the ranks."""
+
+
 class EmberWarning(UserWarning):
     """Something ember worked around but the user should know about."""
 

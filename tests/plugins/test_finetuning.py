@@ -68,6 +68,7 @@ def fit(trainer_factory, callback, epochs: int, model: Transfer | None = None, *
     return record
 
 
+@pytest.mark.filterwarnings("ignore:the training loss is")  # the growing lr diverges; only lrs are checked
 def test_backbone_trains_from_the_unfreeze_epoch_at_a_growing_lr_capped_at_the_head_lr(trainer_factory) -> None:
     record = fit(trainer_factory, BackboneFinetuning(unfreeze_backbone_at_epoch=2), epochs=7)
     for epoch in (0, 1):

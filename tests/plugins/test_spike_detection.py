@@ -90,11 +90,13 @@ def test_atol_and_rtol_must_both_be_exceeded(trainer_factory: Any) -> None:
         run(trainer_factory, [[1.0, 1.0, 2.1]], SpikeDetection(atol=0.5, rtol=1.0))
 
 
+@pytest.mark.filterwarnings("ignore:the training loss is")  # non-finite on purpose
 def test_a_non_finite_loss_is_a_spike_when_finite_only(trainer_factory: Any) -> None:
     with pytest.raises(TrainingSpikeException, match="batch 2"):
         run(trainer_factory, [[1.0, 1.0, math.nan, 1.0]], SpikeDetection())
 
 
+@pytest.mark.filterwarnings("ignore:the training loss is")  # non-finite on purpose
 def test_without_finite_only_nan_is_ignored_and_infinity_judged_by_the_tolerance(trainer_factory: Any) -> None:
     callback = SpikeDetection(finite_only=False)
     run(trainer_factory, [[1.0, 1.0, math.nan, 1.0]], callback)

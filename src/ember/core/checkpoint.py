@@ -20,6 +20,7 @@ import inspect
 import io
 import os
 import re
+import shutil
 import socket
 import sys
 import warnings
@@ -330,6 +331,43 @@ def _remove_stale_temporaries(path: Path) -> None:
         pid = leftover.name[len(prefix) :]
         if pid.isdigit() and not _process_alive(int(pid)):
             leftover.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[str]:
+    """Delete what killed saves left in ``folder``: ``.NAME.tmp-HOST-PID`` files and folders (and a distributed
+    save's ``.NAME.old-HOST-PID``) written on this host by a process that is gone; return their names.
+
+    A concurrent run's temporaries are kept: its process is still alive. Other hosts' are kept too:
+    their PIDs mean nothing here.
+    """
+    host = socket.gethostname()
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            for kind in ("tmp", "old"):
+                head, marker, pid = entry.name.rpartition(f".{kind}-{host}-")
+                if marker and head.startswith(".") and len(head) > 1 and pid.isdigit():
+                    if not _process_alive(int(pid)):
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            Path(entry.path).unlink(missing_ok=True)
+                        removed.append(entry.name)
+                    break
+    return removed
+
+
+def unwritable_folder(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written in ``folder`` (created if missing), or None when they can."""
+    path = Path(folder).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this process"
+    return None
 
 
 def _process_alive(pid: int) -> bool:

@@ -130,6 +130,7 @@ def run_training_steps(
             trainer.plugin_manager.register(plugin)
         trainer._refresh_hook_table()
         trainer._optimization = Optimization(trainer)
+        trainer._optimization._warned_non_finite = True  # trials probe diverging settings on purpose
         run_fit(trainer)
         return list(trainer._loaders.get("train", []))
     finally:

@@ -173,6 +173,7 @@ class ModelCheckpoint(Checkpoint):
         if stage != "fit":
             return
         self._validation_ran = False
+        self._check_folder(trainer)
         if trainer.is_global_zero and self.save_top_k != 0 and filesystem.listdir(self.dirpath):
             warnings.warn(f"checkpoint directory {self.dirpath} exists and is not empty", EmberWarning, stacklevel=2)
 
@@ -341,6 +342,23 @@ class ModelCheckpoint(Checkpoint):
             version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
             return os.path.join(save_dir, str(logger.name or ""), version, "checkpoints")
         return os.path.join(trainer.default_root_dir, "checkpoints")
+
+    def _check_folder(self, trainer: Trainer) -> None:
+        """Fail before the first batch if ``dirpath`` cannot be written; drop what killed saves left there."""
+        problem = None
+        if trainer.is_global_zero and self.dirpath and not filesystem.is_remote(self.dirpath):
+            from ember.core.checkpoint import remove_stale_temporaries, unwritable_folder
+
+            problem = unwritable_folder(self.dirpath)
+            if problem is None and os.path.isdir(self.dirpath):
+                for name in remove_stale_temporaries(self.dirpath):
+                    info("removed %s from %s: a save that was killed left it", name, self.dirpath)
+        problem = trainer.strategy.broadcast(problem)  # every rank stops, not only rank 0
+        if problem is not None:
+            raise MisconfigurationError(
+                f"ModelCheckpoint cannot write checkpoints to dirpath={self.dirpath!r}: {problem}; "
+                "pass a writable dirpath (or fix the folder's permissions)"
+            )
 
     def _monitor_candidates(self, trainer: Trainer) -> dict[str, Any]:
         """What a filename and the monitor can use: the callback metrics plus ``epoch`` and ``step`` as ints."""

@@ -11,6 +11,7 @@ backward and optimizer-step hooks still fire through ``manual_backward`` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ class Optimization:
         self._step_hooked = "on_before_optimizer_step" in hooked
         self._own_optimizer_step = "optimizer_step" in overrides
         self._replace_loss, self._gate_step = callers.get("ember_loss"), callers.get("ember_optimizer_step")
+        # a plugin gating optimizer steps (ember_optimizer_step) decides what a non-finite loss means: no warning
+        self._warned_non_finite = self._gate_step is not None
         #: The loss last backpropagated, kept for ember_optimizer_step only.
         self._loss: torch.Tensor | None = None
         self._autocast = trainer._precision.autocast_dtype is not None
@@ -84,9 +87,32 @@ class Optimization:
         return closure.outputs
 
     # ------------------------------------------------- shared with manual mode
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Warn once per fit when the loss is NaN or infinite, naming the step.
+
+        Only called for losses already on the CPU: on an accelerator the check
+        would wait for the device every step, which the hot path must not do.
+        """
+        finite = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss.detach()).all())
+        if not finite:
+            import warnings
+
+            from ember.errors import EmberWarning
+
+            self._warned_non_finite = True
+            warnings.warn(
+                f"the training loss is {loss.detach().float().mean().item()} at global_step={self.trainer.global_step} "
+                f"(epoch {self.trainer.current_epoch}); training goes on, but the weights may no longer be finite "
+                "(warned once per fit)",
+                EmberWarning,
+                stacklevel=2,
+            )
+
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """on_before_backward, the model's backward (through precision), on_after_backward."""
         trainer = self.trainer
+        if not self._warned_non_finite and loss.device.type == "cpu":
+            self.check_finite(loss)
         if self._replace_loss is not None:
             replaced = self._replace_loss(trainer=trainer, pl_module=self.module, loss=loss)
             loss = loss if replaced is None else replaced

@@ -18,6 +18,9 @@ def select_strategy(accelerator: Any, strategy: Any, devices: Any, num_nodes: in
     """The Strategy the flags describe; an error naming the flag for values that cannot work here."""
     connect = getattr(strategy, "connect_devices", None)  # sharded strategies take the devices from the flags
     if isinstance(strategy, Strategy) and connect is None:
+        if getattr(strategy, "awaits_devices", False):  # DDPStrategy(timeout=...) names no devices
+            device_type = _device_type(accelerator)
+            strategy.take_devices(device_type, _device_indices(devices, device_type), num_nodes)  # type: ignore[attr-defined]
         return strategy
     if accelerator not in ACCELERATORS:
         raise MisconfigurationError(f"accelerator={accelerator!r}; accepted are {', '.join(map(repr, ACCELERATORS))}")

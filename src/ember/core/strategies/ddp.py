@@ -11,6 +11,7 @@ in a child process and hand rank 0's results back (see processes.py).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from ember.core.strategies.single import Strategy
-from ember.errors import MisconfigurationError
+from ember.errors import CollectiveTimeoutError, MisconfigurationError
 
 _ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -36,15 +37,29 @@ class DDPStrategy(Strategy):
     :param num_nodes: machines taking part; each runs ``len(parallel_devices)`` processes.
     :param start_method: ``"popen"`` (re-run the script, the ``ddp`` strategy), ``"spawn"`` (``ddp_spawn``)
         or ``"fork"`` (``ddp_fork``, ``ddp_notebook``).
+    :param timeout: how long a rank waits in a collective (a barrier, a gradient all-reduce) for the others
+        before it raises instead of hanging: a ``timedelta`` or seconds. Default: ``EMBER_DDP_TIMEOUT``
+        seconds when set, else 30 minutes.
+
+    ``DDPStrategy(timeout=timedelta(minutes=5))`` without devices takes them from the Trainer's
+    ``accelerator``, ``devices`` and ``num_nodes``.
     """
 
     def __init__(
-        self, device_type: str, parallel_devices: list[int], num_nodes: int = 1, start_method: str = "popen"
+        self,
+        device_type: str | None = None,
+        parallel_devices: list[int] | None = None,
+        num_nodes: int = 1,
+        start_method: str = "popen",
+        timeout: timedelta | float | None = None,
     ) -> None:
-        self.device_type = device_type
-        self.parallel_devices = parallel_devices
+        #: True until the Trainer's flags name the devices (an instance built without them)
+        self.awaits_devices = device_type is None or parallel_devices is None
+        self.device_type = device_type or "cpu"
+        self.parallel_devices = parallel_devices if parallel_devices is not None else [0]
         self.num_nodes = num_nodes
         self.start_method = start_method
+        self.timeout = _timeout(timeout)
         if start_method == "fork" and device_type == "cuda":
             raise MisconfigurationError(
                 "strategy='ddp_fork' (or 'ddp_notebook') forks processes, which CUDA does not survive; "
@@ -57,6 +72,12 @@ class DDPStrategy(Strategy):
         self._stop_watching = threading.Event()
         self.model: torch.nn.Module | None = None
         super().__init__(self._device_for(self._local_rank))
+
+    def take_devices(self, device_type: str, parallel_devices: list[int], num_nodes: int) -> None:
+        """Run on the Trainer's ``accelerator``, ``devices`` and ``num_nodes`` (for an instance that named none)."""
+        self.device_type, self.parallel_devices, self.num_nodes = device_type, parallel_devices, num_nodes
+        self.awaits_devices = False
+        self.root_device = self._device_for(self._local_rank)
 
     # ------------------------------------------------------------- topology
     @property
@@ -190,8 +211,10 @@ class DDPStrategy(Strategy):
                 os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
                 os.environ.setdefault("MASTER_PORT", str(_free_port()))
             backend = "nccl" if self.device_type == "cuda" else "gloo"
-            timeout = timedelta(seconds=int(os.environ.get("EMBER_DDP_TIMEOUT", "1800")))
-            dist.init_process_group(backend, rank=self.global_rank, world_size=self.world_size, timeout=timeout)
+            store = _elastic_store(self.global_rank, self.world_size, self.timeout)
+            dist.init_process_group(
+                backend, store=store, rank=self.global_rank, world_size=self.world_size, timeout=self.timeout
+            )
 
     def setup_module(self, module: torch.nn.Module) -> torch.nn.Module:
         """Move the model to this rank's device and wrap it for gradient averaging."""
@@ -238,10 +261,22 @@ class DDPStrategy(Strategy):
 
     # ---------------------------------------------------------- communication
     def barrier(self, name: str | None = None) -> None:
+        """Wait for every rank; after ``timeout`` raise CollectiveTimeoutError naming the ranks that did not come.
+
+        On gloo this is ``monitored_barrier``, whose rank 0 knows who is missing; NCCL's own
+        watchdog ends a barrier that outlives the timeout given to ``init_process_group``.
+        """
         import torch.distributed as dist
 
-        if dist.is_initialized():
+        if not dist.is_initialized():
+            return
+        if dist.get_backend() != "gloo":
             dist.barrier()
+            return
+        try:
+            dist.monitored_barrier(timeout=self.timeout, wait_all_ranks=True)
+        except RuntimeError as error:
+            raise CollectiveTimeoutError(_timeout_message(name, self.global_rank, self.timeout, error)) from error
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         import torch.distributed as dist
@@ -307,6 +342,63 @@ class _StepRouter(torch.nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.module.training_step(*args, **kwargs)  # type: ignore[operator]
+
+
+def _elastic_store(rank: int, world_size: int, timeout: timedelta) -> Any:
+    """Under torchrun, a rendezvous store whose keys are this restart's own; None (env://) otherwise.
+
+    torchrun restarts a failed group in place (``--max-restarts``); when its agent
+    keeps one store for all attempts, a restarted rank that rendezvoused the plain
+    env:// way could read the previous attempt's addresses and hang, so every
+    attempt gets its own key prefix (``TORCHELASTIC_RESTART_COUNT``).
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or world_size == 1 or "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        return None
+    import torch.distributed as dist
+
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=not agent_hosts_it and rank == 0,
+        timeout=timeout,
+        multi_tenant=True,
+    )
+    return dist.PrefixStore(f"ember/attempt-{attempt}", store)
+
+
+def _timeout(value: timedelta | float | None) -> timedelta:
+    """``timeout`` as a timedelta: the value given, else ``EMBER_DDP_TIMEOUT`` seconds, else 30 minutes."""
+    source = "timeout"
+    if value is None:
+        text, source = os.environ.get("EMBER_DDP_TIMEOUT", "1800"), "EMBER_DDP_TIMEOUT"
+        try:
+            value = float(text)
+        except ValueError:
+            raise MisconfigurationError(f"EMBER_DDP_TIMEOUT={text!r}; accepted is a number of seconds > 0") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise MisconfigurationError(f"{source}={value!r}; accepted is a timedelta or a number of seconds > 0")
+    return value
+
+
+def _timeout_message(name: str | None, rank: int, timeout: timedelta, error: BaseException) -> str:
+    """Which barrier, which ranks: gloo's rank 0 says "Ranks 1, 3 failed to pass monitoredBarrier"."""
+    found = re.search(r"Ranks? ([\d, ]+) failed to pass", str(error))
+    missing = [int(r) for r in found.group(1).replace(" ", "").split(",") if r] if found else None
+    where = f"barrier {name!r}" if name else "a barrier"
+    if missing is not None:
+        who = f"ranks that did not arrive: {missing}"
+    else:
+        who = "rank 0 did not answer (it names the missing ranks in its own error)"
+    return (
+        f"rank {rank} waited {timeout} at {where}: {who}; every rank must reach the same collectives "
+        f"(a barrier or reduce under `if trainer.is_global_zero:` hangs the others). "
+        f"Set the limit with DDPStrategy(timeout=...) or EMBER_DDP_TIMEOUT. torch: {error}"
+    )
 
 
 def _int_env(name: str, default: int) -> int:

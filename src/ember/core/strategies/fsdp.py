@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ class FSDPStrategy(DDPStrategy):
         ``"SHARD_GRAD_OP"`` (keep them until backward).
     :param state_dict_type: ``"sharded"`` (a folder that every rank writes) or ``"full"``
         (one ordinary file written by rank 0).
+    :param timeout: how long a rank waits for the others in a collective (see DDPStrategy).
     :param kwargs: passed to every ``fully_shard`` call.
     """
 
@@ -53,6 +55,7 @@ class FSDPStrategy(DDPStrategy):
         mixed_precision: Any = None,
         sharding_strategy: str = "FULL_SHARD",
         state_dict_type: str = "sharded",
+        timeout: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         if sharding_strategy not in _SHARDING:
@@ -70,7 +73,7 @@ class FSDPStrategy(DDPStrategy):
         self.writes_distributed_checkpoints = state_dict_type == "sharded"
         self.fully_shard_kwargs = kwargs
         self._mesh: Any = None  # 1-D over all ranks; ModelParallelStrategy shows its 2-D mesh as device_mesh
-        super().__init__("cpu", [0])
+        super().__init__("cpu", [0], timeout=timeout)
 
     def connect_devices(self, device_type: str, parallel_devices: list[int], num_nodes: int) -> None:
         """Take the Trainer's ``accelerator``, ``devices`` and ``num_nodes`` (a strategy instance names none)."""

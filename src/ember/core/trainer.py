@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class Trainer(TrainerProperties):
         disable_plugins: Any = None,
         strict_plugins: bool | None = None,
         autoresume: Any = False,
-        requeue_signals: Any = ("SIGTERM", "SIGUSR1"),
+        requeue_signals: Sequence[str | int] | None = ("SIGTERM", "SIGUSR1"),
         slurm_requeue: bool = False,
     ) -> None:
         self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}  # for ddp_spawn

@@ -37,7 +37,7 @@ class Sync:
     """One host-device synchronisation: the training batch it happened in, who made it, and where."""
 
     step: int
-    origin: str  # "progress bar", "logger" or "other"
+    origin: str  # "progress bar", "logger", "loss check" (CPU losses only, never on a GPU) or "other"
     where: str
 
 
@@ -103,6 +103,8 @@ class HostSyncs(Callback):
         files = [(frame.filename.replace("\\", "/"), frame.name) for frame in stack]
         if any(name == "_log_to_loggers" or "/ember/loggers/" in file for file, name in files):
             origin = "logger"
+        elif any(name == "check_finite" and file.endswith("loops/optimization.py") for file, name in files):
+            origin = "loss check"  # the non-finite loss warning reads the loss only when it is on the CPU
         elif any(part in file for file, _ in files for part in _BAR_FILES):
             origin = "progress bar"
         else:
@@ -123,7 +125,7 @@ class HostSyncs(Callback):
         return {event.step for event in self.events if event.origin == origin}
 
     def unexplained(self) -> list[Sync]:
-        """Synchronisations made by neither the progress bar nor a logger: each is a per-step stall."""
+        """Synchronisations made by neither the progress bar, a logger nor the CPU-only loss check: per-step stalls."""
         return [event for event in self.events if event.origin == "other"]
 
 

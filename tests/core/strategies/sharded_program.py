@@ -6,7 +6,7 @@ Options: strategy ("auto", "ddp", "fsdp", "fsdp_full", "fsdp_recompute_offload",
 "model_parallel"), devices, num_nodes, batch_size (per rank), max_steps, ckpt_path,
 every_n_steps (ModelCheckpoint folder ROOT/ckpt, and ROOT/best with the two lowest
 train_loss), kill_at_commit (the global step at whose checkpoint commit rank 0 kills
-itself), meta (build the model on the meta device), clip (gradient_clip_val),
+itself), meta (build the model on the meta device), clip (gradient_clip_val), clip_algorithm,
 accumulate, accelerator, precision, with_callbacks (ModelSummary, EarlyStopping on
 train_loss, LearningRateMonitor and the CSV logger). Each rank writes
 ROOT/weights_RANK.pt (the full weights) and ROOT/result_RANK.json. The helpers at
@@ -169,6 +169,7 @@ def main(root: str, options: dict) -> None:
         enable_checkpointing=bool(options.get("every_n_steps")),
         default_root_dir=root,
         gradient_clip_val=options.get("clip"),
+        gradient_clip_algorithm=options.get("clip_algorithm"),
         accumulate_grad_batches=options.get("accumulate", 1),
     )
     trainer.fit(model, ckpt_path=options.get("ckpt_path"))

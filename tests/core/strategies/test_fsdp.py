@@ -123,6 +123,15 @@ def test_clipping_and_accumulation_on_sharded_gradients_match_one_process(tmp_pa
     assert largest_difference(weights(sharded), weights(alone)) <= 1e-6
 
 
+def test_clipping_by_value_on_sharded_gradients_matches_one_process(tmp_path: Path) -> None:
+    options = {"clip": 0.01, "clip_algorithm": "value", "max_steps": 6}
+    alone = trained(tmp_path / "alone", **options, batch_size=8)
+    sharded = trained(tmp_path / "sharded", **{**TWO_RANKS, "batch_size": 4}, **options)
+    assert largest_difference(weights(sharded), weights(alone)) <= 1e-6
+    unclipped = trained(tmp_path / "unclipped", max_steps=6, batch_size=8)
+    assert largest_difference(weights(unclipped), weights(alone)) > 1e-4  # the clipping did something
+
+
 def test_summary_early_stopping_and_lr_monitor_under_fsdp(tmp_path: Path) -> None:
     from sharded_program import LanguageModel
 

@@ -167,7 +167,25 @@ class FSDPStrategy(DDPStrategy):
         set_optimizer_state_dict(self.model, optimizer, named, options=options)  # type: ignore[arg-type]
 
     def teardown(self) -> None:
-        """Keep the process group and the sharded model: ``trainer.save_checkpoint`` after fit needs every rank."""
+        """Keep the process group and the sharded model: ``trainer.save_checkpoint`` after fit needs every rank.
+
+        The group is destroyed when the interpreter exits instead: left to die with the process, gloo's
+        threads can abort it (``terminate called without an active exception``) after a finished run.
+        """
+        import atexit
+
+        import torch.distributed as dist
+
+        if dist.is_initialized() and not getattr(self, "_destroy_at_exit", False):
+            self._destroy_at_exit = True
+            atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _as_predicate(policy: Any, name: str) -> Callable[[torch.nn.Module], bool] | None:

@@ -80,9 +80,10 @@ LIGHTNING_HOOK_COUNT = 39
 
 
 def two_way_missing() -> str | None:
+    from ember import hookspecs
     from ember.core.pluginmanager import HOOK_NAMES
 
-    if len(HOOK_NAMES) > LIGHTNING_HOOK_COUNT:
+    if getattr(hookspecs, "TWO_WAY_HOOKS", None) or len(HOOK_NAMES) > LIGHTNING_HOOK_COUNT:
         return None
     return "not available: ember has no hook points beyond Lightning's (issue 15, two-way hooks)"
 

@@ -20,7 +20,9 @@ from ember.testing.models import TinyModel
 class RankedModel(TinyModel):
     def on_train_end(self):
         trainer = self.trainer
-        print("RANK", trainer.global_rank, "OF", trainer.world_size, "SEED", os.environ["EMBER_GLOBAL_SEED"], flush=True)
+        line = f"RANK {trainer.global_rank} OF {trainer.world_size} SEED {os.environ['EMBER_GLOBAL_SEED']}"
+        with open(f"rank_{trainer.global_rank}.txt", "w") as handle:  # a file each: ranks share stdout
+            handle.write(line)
 """
 
 LINE = re.compile(r"RANK (\d+) OF (\d+) SEED (\d+)")
@@ -47,9 +49,9 @@ def run(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(command), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
 
 
-def ranks(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
-    # ranks share the pipe: find the lines wherever another rank's output interleaves them
-    found = sorted(["RANK", rank, "OF", size, "SEED", seed] for rank, size, seed in LINE.findall(result.stdout))
+def ranks(result: subprocess.CompletedProcess[str], folder: Path) -> list[list[str]]:
+    text = " ".join(path.read_text() for path in sorted(folder.glob("rank_*.txt")))
+    found = sorted(["RANK", rank, "OF", size, "SEED", seed] for rank, size, seed in LINE.findall(text))
     assert len(found) == 2, result.stdout[-2000:] + result.stderr[-3000:]
     return found
 
@@ -57,7 +59,7 @@ def ranks(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
 def test_ember_fit_launches_the_other_rank_as_a_script_does(tmp_path: Path) -> None:
     result = run(tmp_path, sys.executable, "-m", "ember", "fit", "--config", "run.yaml", "--trainer.devices", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    (rank0, rank1) = ranks(result)
+    (rank0, rank1) = ranks(result, tmp_path)
     assert rank0[:4] == ["RANK", "0", "OF", "2"] and rank1[:4] == ["RANK", "1", "OF", "2"]
     assert rank0[-1] == rank1[-1]  # both ranks use the seed the launcher chose
     assert [p.name for p in (tmp_path / "logs").rglob("config*.yaml")] == ["config.yaml"]  # written once, by rank 0
@@ -68,6 +70,6 @@ def test_ember_fit_runs_as_each_rank_under_torchrun(tmp_path: Path) -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     result = run(tmp_path, *torchrun, "-m", "ember", "fit", "--config", "run.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    (rank0, rank1) = ranks(result)
+    (rank0, rank1) = ranks(result, tmp_path)
     assert (rank0[1], rank1[1], rank0[3]) == ("0", "1", "2") and rank0[-1] == rank1[-1]
     assert [p.name for p in (tmp_path / "logs").rglob("config*.yaml")] == ["config.yaml"]

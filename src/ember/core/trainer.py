@@ -356,7 +356,7 @@ class Trainer(TrainerProperties):
         self._signal_watch = SignalWatch(self._requeue_signals if arguments[0] == TrainerFn.FITTING else ())
         self._signal_watch.install()
         try:
-            return run(self, *arguments)
+            result = run(self, *arguments)
         except Preempted as preempted:  # a signal, at a step boundary after the resume checkpoint (signals.py)
             with ignoring_ctrl_c():
                 self._on_exception(preempted, status="preempted")
@@ -374,6 +374,8 @@ class Trainer(TrainerProperties):
         finally:
             self._signal_watch.restore()
             self._guard = None
+        self._signal_watch.pass_on()
+        return result
 
     def _best_checkpoint(self) -> str:
         """The best_model_path of the first checkpoint callback that has one, or ""."""

@@ -56,6 +56,10 @@ def job(framework: str, **options: Any) -> Job:
     return framework, json.dumps(options, sort_keys=True)
 
 
+#: The base of a row whose job runs its own raw loop, interleaved with it in blocks (bench/workload.py's RawLoop).
+INTERLEAVED: Job = ("interleaved", "{}")
+
+
 @dataclass
 class Row:
     """One line of the table: a configuration, the baseline it is measured against, and its budget."""
@@ -63,7 +67,7 @@ class Row:
     name: str
     group: str
     job: Job
-    base: Job | None = None  # None: an absolute figure (start-up), judged against ``budget`` in ms
+    base: Job | None = None  # None: an absolute figure (start-up), judged against ``budget`` in ms; else INTERLEAVED
     budget: float | None = None  # ratio to the base, or ms when base is None
     metric: str = "cpu_us"
     missing: str | None = None  # why the feature is not available; the row is then skipped
@@ -125,8 +129,9 @@ def lightning_missing() -> str | None:
 def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
     tiny = {"model": "tiny", "steps": steps["tiny"]}
     mid = {"model": "mid", "steps": steps["mid"]}
-    raw, off = job("raw", **tiny), {"optional": "off"}
+    raw, off = INTERLEAVED, {"optional": "off"}
     rows = [
+        Row("raw loop against itself (the noise floor)", "tiny", job("raw", **tiny, interleaved=True), raw),
         Row("everything optional off", "tiny", job("ember", **tiny, **off), raw, 1.03),
         Row("defaults (Trainer() as it comes)", "tiny", job("ember", **tiny, optional="defaults"), raw, 1.05),
         Row("optional off but the TQDM bar", "tiny", job("ember", **tiny, **off, bar=True), raw),
@@ -156,7 +161,7 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
         ),
     ]
     if with_lightning:
-        lraw = job("raw", **tiny, process="lightning")
+        lraw = INTERLEAVED
         rows += [
             Row("lightning: everything optional off", "lightning", job("lightning", **tiny, **off), lraw),
             Row("lightning: defaults", "lightning", job("lightning", **tiny, optional="defaults"), lraw),
@@ -168,7 +173,7 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
                 lraw,
             ),
         ]
-    mraw = job("raw", **mid)
+    mraw = INTERLEAVED
     rows += [
         Row("mid-size: everything optional off", "mid", job("ember", **mid, **off), mraw),
         Row("mid-size: defaults", "mid", job("ember", **mid, optional="defaults"), mraw),
@@ -186,7 +191,7 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
 
 def scaling_rows(steps: dict[str, int]) -> tuple[list[Row], list[Row]]:
     tiny = {"model": "tiny", "steps": steps["tiny"]}
-    raw = job("raw", **tiny)
+    raw = INTERLEAVED
     # n = 0 is the same run as the "everything optional off" and "defaults" rows, not another one
     callbacks = [
         Row(f"{n} callbacks", "tiny", job("ember", **tiny, optional="off", **({"callbacks": n} if n else {})), raw)
@@ -206,7 +211,7 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
             "DDP 2 ranks (gloo) vs hand-written DDP",
             "ddp-ember",
             job("ember", **parallel, optional="off", strategy="ddp_fork"),
-            job("raw_parallel", **parallel, strategy="ddp"),
+            INTERLEAVED,
             1.05,
             metric="wall_us",
         ),
@@ -214,7 +219,7 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
             "FSDP 2 ranks vs hand-written fully_shard",
             "fsdp-ember",
             job("ember", **parallel, optional="off", strategy="fsdp"),
-            job("raw_parallel", **parallel, strategy="fsdp"),
+            INTERLEAVED,
             1.05,
             metric="wall_us",
             missing=fsdp_missing(),
@@ -222,8 +227,8 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
         Row(
             "checkpoint save+load, 200 MB, vs torch.save+fsync/load",
             "checkpoint",
-            job("checkpoint", writer="ember"),
-            job("checkpoint", writer="torch"),
+            job("checkpoint", pairs=3),
+            INTERLEAVED,
             1.15,
             metric="wall_us",
         ),
@@ -243,13 +248,8 @@ def system_rows(steps: dict[str, int]) -> list[Row]:
 
 # ------------------------------------------------------------------ running
 def run_workloads(jobs: list[Job], workdir: Path) -> dict[Job, dict[str, float]]:
-    """Run ``jobs`` in one fresh process; port numbers for parallel jobs are drawn here."""
-    payload = []
-    for framework, options in jobs:
-        decoded = json.loads(options)
-        if framework == "raw_parallel":
-            decoded["port"] = random.randint(20000, 40000)
-        payload.append([framework, decoded])
+    """Run ``jobs`` in one fresh process."""
+    payload = [[framework, json.loads(options)] for framework, options in jobs]
     env = {**ENV, "EMBER_DISABLE_PLUGIN_AUTOLOAD": "1"}
     command = [sys.executable, str(HERE / "workload.py"), json.dumps(payload)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env, timeout=900)
@@ -284,11 +284,7 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
     active = [row for row in rows if row.missing is None]
     groups: dict[str, set[Job]] = defaultdict(set)
     for row in active:
-        groups[row.group].add(row.job)
-        if row.base is not None:
-            # a parallel run gets a process of its own, its hand-written loop another: forking a process in which
-            # an earlier gloo group left threads can hang, and ember's "fsdp" re-runs the script for rank 1
-            groups[row.group.replace("-ember", "-raw")].add(row.base)
+        groups[row.group].add(row.job)  # a parallel run has a group of its own: ember's "fsdp" re-runs the script
     site = workdir / "site100"
     if not site.exists():
         fake_site(site, 100)
@@ -319,7 +315,7 @@ def measure(rows: list[Row], rounds: int, workdir: Path, watch: MachineWatch) ->
             if row.base is None:
                 row.samples.append(result[row.metric])
                 continue
-            base = found[row.base]
+            base = {key[len("raw_") :]: value for key, value in result.items() if key.startswith("raw_")}
             row.samples.append(result[row.metric] - base[row.metric])
             row.base_samples.append(base[row.metric])
             row.wall.append(result["wall_us"] - base["wall_us"])
@@ -442,8 +438,8 @@ def main() -> None:
     watch = MachineWatch()
     with tempfile.TemporaryDirectory(prefix="ember-bench-") as folder:
         measure(rows + callbacks + metrics, rounds, Path(folder), watch)
-    raw = next(row for row in rows if row.name == "everything optional off")
-    reasons = watch.busy_reasons(raw.base_wall, raw.base_samples)
+    floor = next(row for row in rows if row.name.startswith("raw loop against itself"))
+    reasons = watch.busy_reasons(floor.samples, floor.base_wall, floor.base_samples)
     print("\nown = the configuration's time per step minus the raw loop's in the same round (µs; CPU time)")
     baseline = json.loads(arguments.baseline.read_text()) if arguments.baseline else None
     missed = report(rows, busy=bool(reasons), baseline=baseline)

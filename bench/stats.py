@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 ALPHA = 0.05
 #: Other processes' average CPU use, in cores, above which the machine counts as busy.
 BUSY_CORES = 0.3
-#: Relative spread (max - min over median) of the raw loop's per-round time above which timings are too noisy.
-BUSY_SPREAD = 0.10
+#: Largest own cost, as a share of a step, that the raw loop may read against itself before timings are too noisy:
+#: the tightest budget (1.03x) must stand clear of it. Drift of the machine's speed cancels out (the two take turns
+#: every 50 steps); this catches what does not.
+NOISE_FLOOR = 0.03
+#: Share of its CPU time the raw loop may spend descheduled (wall over CPU time) before the machine counts as busy.
+BUSY_WAITING = 0.10
 
 
 def bound_index(n: int) -> int | None:
@@ -104,8 +108,12 @@ class MachineWatch:
             return None
         return max(0.0, (busy1 - busy0) - (mine1 - mine0)) / (wall1 - wall0)
 
-    def busy_reasons(self, raw_rounds: list[float], raw_cpu_rounds: list[float]) -> list[str]:
-        """Why the timings cannot be trusted; empty on a quiet machine."""
+    def busy_reasons(self, floor: list[float], raw_rounds: list[float], raw_cpu_rounds: list[float]) -> list[str]:
+        """Why the timings cannot be trusted; empty on a quiet machine.
+
+        :param floor: the raw loop's own cost against itself, per round: what the method reads where there is nothing.
+        :param raw_rounds: the raw loop's wall time per step, per round; ``raw_cpu_rounds`` its CPU time.
+        """
         reasons = []
         cores = os.cpu_count() or 1
         if self.load_before > max(1.0, cores / 2):
@@ -114,11 +122,16 @@ class MachineWatch:
         if others is not None and others > BUSY_CORES:
             reasons.append(f"other processes used {others:.2f} cores on average during the bench")
         if raw_rounds:
-            spread = (max(raw_rounds) - min(raw_rounds)) / statistics.median(raw_rounds)
-            if spread > BUSY_SPREAD:
-                reasons.append(f"the raw loop's time per step varied by {spread:.0%} between rounds")
-            waiting = statistics.median(raw_rounds) / statistics.median(raw_cpu_rounds) - 1
-            if waiting > BUSY_SPREAD:
+            raw = statistics.median(raw_cpu_rounds)
+            bounds = Estimate(floor).bounds
+            error = max(abs(bound) for bound in bounds) if bounds else 0.0
+            if error > NOISE_FLOOR * raw:
+                reasons.append(
+                    f"the raw loop against itself read up to {error:.1f} µs of own cost ({error / raw:.1%} of a step), "
+                    f"more than the {NOISE_FLOOR:.0%} the tightest budget needs to be told apart"
+                )
+            waiting = statistics.median(raw_rounds) / raw - 1
+            if waiting > BUSY_WAITING:
                 reasons.append(f"the raw loop waited {waiting:.0%} of its CPU time (descheduled)")
         return reasons
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-SHAPES = {"tiny": (32, 32, 1, 32), "mid": (1024, 1024, 10, 256)}  # in, hidden, out, batch
+SHAPES = {"tiny": (32, 32, 1, 32), "mid": (1024, 1024, 10, 256), "unit": (1, 1, 1, 1)}  # in, hidden, out, batch
 #: Steps left out of the per-step mean: past the first logging interval (50 steps), so that one-time work
 #: (a logger opening its files or importing its writer, tqdm's first draws) is not counted as a per-step
 #: cost; a quarter of the run when it is short (mid-size model, start-up).
@@ -60,41 +61,135 @@ def loader(kind: str, steps: int, sampler: Any = None) -> DataLoader:
     return DataLoader(data, batch_size=batch, shuffle=True)
 
 
-class Stamps:
-    """Wall-clock and CPU timestamps taken where each training step starts."""
+class RawLoop:
+    """The hand-written loop, run in blocks between a framework's steps, in the same process.
 
-    def __init__(self, cpu: bool = True) -> None:
+    A configuration and its raw loop take turns every ``BLOCK`` steps, so a slow
+    phase of the machine (this 2-core VM's speed drifts by a quarter over
+    seconds) hits both alike; ``parallel`` ("ddp" or "fsdp") wraps the model as
+    a hand-written data-parallel loop would, on the process group the framework
+    set up (built at the first block, which every rank reaches at the same step).
+    """
+
+    def __init__(self, kind: str, steps: int, parallel: str | None = None) -> None:
+        self.kind, self.steps, self.parallel = kind, steps, parallel
+        self.model: Any = None
+
+    def _build(self) -> None:
+        generator = torch.get_rng_state()
+        torch.manual_seed(1)
+        model = network(self.kind)
+        sampler = None
+        if self.parallel == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            model = fully_shard(model)
+        elif self.parallel == "ddp":
+            model = torch.nn.parallel.DistributedDataParallel(model)
+        if self.parallel:
+            import torch.distributed as dist
+
+            rank, world = dist.get_rank(), dist.get_world_size()
+            sampler = lambda data: torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank)  # noqa: E731
+        self.model, self.optimizer = model, torch.optim.SGD(model.parameters(), lr=0.01)
+        self.data = loader(self.kind, self.steps * (2 if self.parallel else 1), sampler)
+        self.batches = iter(self.data)
+        torch.set_rng_state(generator)  # the framework's own random stream stays as it would be without us
+        self.run(min(WARMUP, self.steps // 4) or 1)  # its warm-up, outside every clock
+
+    def run(self, count: int, clock: Any = time.process_time) -> None:
+        if self.model is None:
+            self._build()
+        model, optimizer, ticks = self.model, self.optimizer, []
+        for _ in range(count):
+            ticks.append((time.perf_counter(), clock()))  # what Stamps costs the framework's steps, paid here too
+            batch = next(self.batches, None)
+            if batch is None:
+                self.batches = iter(self.data)
+                batch = next(self.batches)
+            x, y = batch
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+
+
+class Stamps:
+    """Wall-clock and CPU timestamps taken where each training step starts, with the raw loop interleaved.
+
+    With a :class:`RawLoop`, every ``block`` steps the raw loop runs ``block``
+    steps of its own just before the framework's step is stamped; that time is
+    taken out of the framework's and reported as the raw loop's.
+    """
+
+    def __init__(self, cpu: bool = True, raw: RawLoop | None = None, block: int = 50) -> None:
         self.wall: list[float] = []
         self.cpu: list[float] = []
+        self.paused: list[tuple[float, float]] = []  # raw-loop time before each stamp, running totals
+        self.blocks: list[tuple[int, float, float]] = []  # (stamp index, wall, cpu) of each raw block
         self.start = time.perf_counter()
+        self.raw, self.block = raw, block
         # reading a multi-threaded process's CPU time (gloo's threads) can take a millisecond: wall only there
         self.cpu_clock = time.process_time if cpu else time.perf_counter
 
-    def __call__(self) -> None:
+    def __call__(self, last: bool = False) -> None:
+        count = len(self.wall)
+        wall_pause, cpu_pause = self.paused[-1] if self.paused else (0.0, 0.0)
+        if self.raw is not None and not last and count and count % self.block == 0:
+            wall, cpu = time.perf_counter(), self.cpu_clock()
+            self.raw.run(self.block, self.cpu_clock)
+            wall, cpu = time.perf_counter() - wall, self.cpu_clock() - cpu
+            self.blocks.append((count, wall, cpu))
+            wall_pause, cpu_pause = wall_pause + wall, cpu_pause + cpu
+        self.paused.append((wall_pause, cpu_pause))
         self.wall.append(time.perf_counter())
         self.cpu.append(self.cpu_clock())
+
+    def state(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in ("wall", "cpu", "paused", "blocks", "start")}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, [tuple(item) for item in value] if key in ("paused", "blocks") else value)
 
     def summary(self) -> dict[str, float]:
         warmup = min(WARMUP, len(self.wall) // 4)
         steps = len(self.wall) - 1 - warmup
-        return {
-            "wall_us": (self.wall[-1] - self.wall[warmup]) / steps * 1e6,
-            "cpu_us": (self.cpu[-1] - self.cpu[warmup]) / steps * 1e6,
+        paused = self.paused or [(0.0, 0.0)] * len(self.wall)
+        result = {
+            "wall_us": (self.wall[-1] - self.wall[warmup] - paused[-1][0] + paused[warmup][0]) / steps * 1e6,
+            "cpu_us": (self.cpu[-1] - self.cpu[warmup] - paused[-1][1] + paused[warmup][1]) / steps * 1e6,
             "first_step_ms": (self.wall[0] - self.start) * 1e3,
         }
+        counted = [(wall, cpu) for index, wall, cpu in self.blocks if index > warmup]
+        if counted:
+            raw_steps = len(counted) * self.block
+            result["raw_wall_us"] = sum(wall for wall, _ in counted) / raw_steps * 1e6
+            result["raw_cpu_us"] = sum(cpu for _, cpu in counted) / raw_steps * 1e6
+        return result
+
+
+def interleaved(options: dict, cpu: bool = True) -> Stamps:
+    """The stamps of a framework run, with its raw loop interleaved unless ``options`` says ``alone``."""
+    if options.get("alone"):
+        return Stamps(cpu=cpu)
+    parallel = {"ddp_fork": "ddp", "ddp_spawn": "ddp", "ddp": "ddp", "fsdp": "fsdp"}.get(options.get("strategy", ""))
+    block = 5 if options["model"] == "mid" else 50
+    return Stamps(cpu=cpu, raw=RawLoop(options["model"], options["steps"], parallel), block=block)
 
 
 def raw(options: dict) -> dict:
+    """The raw loop alone, or (``interleaved``) against itself: the noise floor of the comparison."""
     model = network(options["model"])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    stamps = Stamps()
+    stamps = interleaved(options) if options.get("interleaved") else Stamps()
     for x, y in loader(options["model"], options["steps"]):
         stamps()  # where the frameworks' training_step starts
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         optimizer.step()
-    stamps()
+    stamps(last=True)
     return stamps.summary()
 
 
@@ -150,14 +245,14 @@ def ember_callbacks(options: dict, stamps: Stamps) -> list[Any]:
 
     class Stamp(ember.Callback):
         def on_train_end(self, trainer, pl_module):
-            stamps()
+            stamps(last=True)
 
         # forked/spawned ranks run in children: rank 0's stamps come back to the caller as callback state
         def state_dict(self):
-            return {"wall": stamps.wall, "cpu": stamps.cpu, "start": stamps.start}
+            return stamps.state()
 
         def load_state_dict(self, state_dict):
-            stamps.wall, stamps.cpu, stamps.start = state_dict["wall"], state_dict["cpu"], state_dict["start"]
+            stamps.load(state_dict)
 
     def noop(self, *args):
         return None
@@ -179,7 +274,7 @@ def ember_callbacks(options: dict, stamps: Stamps) -> list[Any]:
 def ember_run(options: dict) -> dict:
     import ember
 
-    stamps = Stamps(cpu="strategy" not in options)
+    stamps = interleaved(options, cpu="strategy" not in options)
     model = ember_model(options, stamps)
     callbacks = ember_callbacks(options, stamps)
     data = loader(options["model"], options["steps"])
@@ -197,7 +292,7 @@ def ember_run(options: dict) -> dict:
 def lightning_run(options: dict) -> dict:
     import pytorch_lightning as pl
 
-    stamps = Stamps()
+    stamps = interleaved(options)
 
     class Model(pl.LightningModule):
         def __init__(self) -> None:
@@ -217,7 +312,7 @@ def lightning_run(options: dict) -> dict:
 
     class Stamp(pl.Callback):
         def on_train_end(self, trainer, pl_module):
-            stamps()
+            stamps(last=True)
 
     def noop(self, *args, **kwargs):
         return None
@@ -234,46 +329,6 @@ def lightning_run(options: dict) -> dict:
         trainer = pl.Trainer(callbacks=callbacks, default_root_dir=folder, **flags)
         trainer.fit(model, data)
     return stamps.summary()
-
-
-def raw_parallel(options: dict) -> dict:
-    """A hand-written data-parallel loop on 2 gloo ranks (rank 1 forked): DDP, or FSDP2's fully_shard."""
-    import multiprocessing
-
-    import torch.distributed as dist
-
-    port = options["port"]
-
-    def rank_main(rank: int) -> dict:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        dist.init_process_group("gloo", rank=rank, world_size=2)
-        torch.manual_seed(0)
-        model = network(options["model"])
-        if options["strategy"] == "fsdp":
-            from torch.distributed.fsdp import fully_shard
-
-            model = fully_shard(model)
-        else:
-            model = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        sampler = lambda data: torch.utils.data.DistributedSampler(data, num_replicas=2, rank=rank)  # noqa: E731
-        stamps = Stamps(cpu=False)
-        for x, y in loader(options["model"], options["steps"], sampler):
-            stamps()
-            optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            optimizer.step()
-        stamps()
-        dist.barrier()
-        dist.destroy_process_group()
-        return stamps.summary()
-
-    child = multiprocessing.get_context("fork").Process(target=lambda: (rank_main(1), os._exit(0)))
-    child.start()
-    result = rank_main(0)
-    child.join()
-    return result
 
 
 def checkpoint_io(options: dict) -> dict:
@@ -297,26 +352,39 @@ def checkpoint_io(options: dict) -> dict:
     flags = ember_flags({"optional": "off"})
     trainer = ember.Trainer(max_steps=1, **{**flags, "default_root_dir": str(folder)})
     trainer.fit(model, DataLoader(TensorDataset(torch.ones(1, 32)), batch_size=1))
-    path = folder / "model.ckpt"
-    wall, cpu = time.perf_counter(), time.process_time()
-    if options["writer"] == "ember":
+    checkpoint = dump_checkpoint(trainer)  # the same dict, built outside the clock for torch.save
+
+    def with_ember(path: Path) -> None:
         trainer.save_checkpoint(path)
         model.load_state_dict(load_checkpoint_file(path)["state_dict"])
-    else:
-        checkpoint = dump_checkpoint(trainer)  # the same dict, built outside the clock
-        wall, cpu = time.perf_counter(), time.process_time()
-        temporary = folder / ".model.ckpt.tmp"
+
+    def with_torch(path: Path) -> None:
+        temporary = path.with_name(f".{path.name}.tmp")
         with open(temporary, "wb") as handle:
             torch.save(checkpoint, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
         model.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
-    result = {"wall_us": (time.perf_counter() - wall) * 1e6, "cpu_us": (time.process_time() - cpu) * 1e6}
+
+    # taking turns, each writer over its own previous file, as a run's periodic saves do; the first pair warms up
+    times: dict[str, list[tuple[float, float]]] = {"ember": [], "torch": []}
+    for turn in range(2 * options.get("pairs", 4) + 2):
+        name = ("ember", "torch")[(turn + turn // 2) % 2]  # ember torch torch ember ember torch ...
+        writer = with_ember if name == "ember" else with_torch
+        wall, cpu = time.perf_counter(), time.process_time()
+        writer(folder / f"{name}.ckpt")
+        times[name].append(((time.perf_counter() - wall) * 1e6, (time.process_time() - cpu) * 1e6))
     for leftover in folder.rglob("*"):
         if leftover.is_file():
             leftover.unlink()
-    return result
+    ours, theirs = times["ember"][1:], times["torch"][1:]
+    return {
+        "wall_us": statistics.median(wall for wall, _ in ours),
+        "cpu_us": statistics.median(cpu for _, cpu in ours),
+        "raw_wall_us": statistics.median(wall for wall, _ in theirs),
+        "raw_cpu_us": statistics.median(cpu for _, cpu in theirs),
+    }
 
 
 def run_job(framework: str, options: dict) -> dict:
@@ -324,7 +392,6 @@ def run_job(framework: str, options: dict) -> dict:
         "raw": raw,
         "ember": ember_run,
         "lightning": lightning_run,
-        "raw_parallel": raw_parallel,
         "checkpoint": checkpoint_io,
     }[framework]
     gc.collect()

@@ -68,3 +68,25 @@ def test_every_budget_of_issue_18_is_a_row_of_the_bench() -> None:
     callbacks, metrics = scaling_rows(steps)
     assert [row.name for row in callbacks] == [f"{n} callbacks" for n in (0, 1, 10, 50, 100)]
     assert [row.name for row in metrics] == [f"{n} metrics" for n in (0, 1, 10, 100)]
+
+
+def test_a_noisy_noise_floor_withholds_the_verdict() -> None:
+    from stats import MachineWatch
+
+    watch = MachineWatch(load_before=0.0)
+    raw = [500.0] * 5
+    noisy = watch.busy_reasons([-40.0, 30.0, 25.0, -20.0, 35.0], raw, raw)
+    quiet = watch.busy_reasons([-2.0, 1.0, 3.0, -1.5, 0.5], raw, raw)
+    assert any("against itself" in reason for reason in noisy)
+    assert not any("against itself" in reason for reason in quiet)
+
+
+def test_a_configuration_runs_with_its_raw_loop_interleaved_and_reports_both() -> None:
+    import torch
+    import workload
+
+    torch.set_num_threads(1)
+    result = workload.run_job("ember", {"model": "tiny", "steps": 150, "optional": "off"})
+    assert result["cpu_us"] > 0 and result["raw_cpu_us"] > 0 and result["raw_wall_us"] > 0
+    alone = workload.run_job("raw", {"model": "tiny", "steps": 150})
+    assert "raw_cpu_us" not in alone

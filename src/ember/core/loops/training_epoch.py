@@ -141,6 +141,7 @@ class TrainingEpoch:
 
     def _end_epoch(self) -> None:
         trainer, progress = self.trainer, self.trainer.fit_progress
+        self.optimization.check_finite()  # the epoch's last losses, before its end hooks
         progress.epoch_done = True
         cut = max_steps_reached(trainer) and progress.batches_in_epoch < trainer.num_training_batches
         if cut:  # a checkpoint from now on continues this epoch at the next batch

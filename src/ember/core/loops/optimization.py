@@ -11,7 +11,6 @@ backward and optimizer-step hooks still fire through ``manual_backward`` and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 

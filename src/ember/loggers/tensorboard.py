@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ember.core import filesystem
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, FileLogger, flatten_params, save_hparams_yaml
+from ember.loggers.base import FileLogger, flatten_params, save_hparams_yaml
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.utils.tensorboard import SummaryWriter
@@ -69,7 +69,6 @@ class TensorBoardLogger(FileLogger):
         self._default_hp_metric = default_hp_metric
         self._sub_dir = None if sub_dir is None else os.fspath(sub_dir)
         self._kwargs = summary_writer_kwargs
-        self._experiment: SummaryWriter | None = None
 
     @property
     def sub_dir(self) -> str | None:
@@ -84,20 +83,11 @@ class TensorBoardLogger(FileLogger):
             folder = os.path.join(folder, self._sub_dir)
         return os.path.expanduser(os.path.expandvars(folder))
 
-    @property
-    def experiment(self) -> SummaryWriter:
-        """The ``SummaryWriter``, for anything beyond scalars: ``logger.experiment.add_histogram(...)``.
-
-        On ranks other than 0 it is a stand-in whose methods do nothing.
-        """
-        if self._experiment is not None:
-            return self._experiment
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-            return DummyExperiment()  # type: ignore[return-value]
+    def _create_experiment(self) -> SummaryWriter:
+        """``logger.experiment``: the ``SummaryWriter``, for anything beyond scalars (``add_histogram(...)``)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
-        return self._experiment
+        return SummaryWriter(log_dir=self.log_dir, **self._kwargs)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:

@@ -5,7 +5,8 @@ A logger needs a ``name``, a ``version``, ``log_metrics`` and
 loggers from global rank 0 only: ``log_hyperparams`` (and ``log_graph``)
 when a run starts, ``log_metrics`` with floats and the step index while it
 runs, ``save`` now and then, and ``finalize`` once with "success" or
-"failed". Loggers that write files decorate their writing methods with
+"failed"; a fit that resumes from a checkpoint calls ``after_resume`` before
+it logs. Loggers that write files decorate their writing methods with
 :func:`ember.rank_zero_only` as well, so they are safe outside a Trainer.
 A logger with a backend object of its own (a writer, a client, a run)
 makes it in ``_create_experiment``; :attr:`Logger.experiment` makes it on
@@ -106,6 +107,11 @@ class Logger(ABC):
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Called after a checkpoint callback saved, e.g. to upload the file."""
+
+    def after_resume(self) -> None:
+        """Called when fit resumes from a checkpoint, before it logs anything (after ``load_state_dict``, where
+        the checkpoint holds this logger's state): what the logger received after that checkpoint came from an
+        attempt that was cut short, and the resumed fit logs it again."""
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of this logger: enough to find its folder again."""

@@ -3,7 +3,9 @@
 The tests run this file as a script (``python test_preemption.py MODE FOLDER``): ``full`` trains
 uninterrupted with autoresume, ``term`` sends itself SIGTERM in the middle of an epoch (a real signal:
 the handler only notes it), ``kill`` saves the resume checkpoint every few steps and dies by SIGKILL,
-and ``again`` is the plain command a scheduler restarts. The model is test_resume.py's.
+and ``again`` is the plain command a scheduler restarts. The model is test_resume.py's, logging epoch
+means too (test_resume_logging.py's); it logs to metrics.csv and TensorBoard, and the resumed run's
+files must read as the uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import ember
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_autoresume import SignalAt  # noqa: E402
-from test_fault_tolerance import Journal, KillAt, assert_bitwise_equal, journal, resume_tests  # noqa: E402
+from test_fault_tolerance import Journal, KillAt, assert_bitwise_equal, journal  # noqa: E402
+from test_resume_logging import EpochLogging, assert_same_scalars  # noqa: E402
 
 SEED, SIGNAL_AT_STEP, DDP_SIGNAL_AT_STEP = 7, 14, 5  # 8 batches an epoch (4 on each of 2 ranks): mid epoch 1
 
@@ -41,7 +44,7 @@ class Seen(ember.Callback):
 
 def main(mode: str, folder: Path) -> None:
     from ember.callbacks import LambdaCallback
-    from ember.loggers import CSVLogger
+    from ember.loggers import CSVLogger, TensorBoardLogger
 
     torch.set_num_threads(1)
     ember.seed_everything(SEED)
@@ -60,6 +63,9 @@ def main(mode: str, folder: Path) -> None:
     if mode == "slow":  # a few steps a second, for a signal sent from outside at no particular step
         callbacks.append(LambdaCallback(on_train_batch_end=lambda *args: time.sleep(0.1)))
     if mode == "kill":
+        # the loggers' files reach disk after every batch, as a long run's do between checkpoints: the killed
+        # attempt leaves rows from after its last checkpoint, which the resumed run must replace, not repeat
+        callbacks.append(LambdaCallback(on_train_batch_end=lambda trainer, *args: save_loggers(trainer)))
         callbacks.append(KillAt(SIGNAL_AT_STEP))
         autoresume = {"every_n_train_steps": 4}
     trainer = ember.Trainer(
@@ -67,7 +73,7 @@ def main(mode: str, folder: Path) -> None:
         val_check_interval=0.5,
         deterministic=True,
         log_every_n_steps=1,
-        logger=CSVLogger(folder),
+        logger=[CSVLogger(folder), TensorBoardLogger(folder, name="tb")],
         callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -75,13 +81,18 @@ def main(mode: str, folder: Path) -> None:
         autoresume=autoresume,
         **({"strategy": "ddp", "devices": 2, "accelerator": "cpu"} if distributed else {}),
     )
-    model = resume_tests.DropoutModel()
+    model = EpochLogging()
     trainer.fit(model)
     if not trainer.is_global_zero:
         return
     final = {"model": model.state_dict(), "optimizer": trainer.optimizers[0].state_dict()}
     torch.save(final, folder / "final.pt")
     (folder / "log_dir.txt").write_text(trainer.log_dir)
+
+
+def save_loggers(trainer: ember.Trainer) -> None:
+    for logger in trainer.loggers:
+        logger.save()
 
 
 # ---------------------------------------------------------------------- tests
@@ -102,7 +113,8 @@ def assert_same_run(folder: Path, reference: Path) -> None:
     assert_bitwise_equal(expected["optimizer"], final["optimizer"], "optimizer")
     assert (folder / "log_dir.txt").read_text().endswith("version_0")  # the same version folder
     assert not (folder / "ember_logs" / "version_1").exists()
-    assert metrics(folder) == metrics(reference)  # every row once, none missing
+    assert metrics(folder) == metrics(reference)  # every row once, none missing, epoch means over whole epochs
+    assert_same_scalars(folder, reference)  # TensorBoard shows each scalar once, with the uninterrupted values
     assert not (folder / "ember_logs" / "version_0" / "checkpoints" / "resume.ckpt").exists()
 
 
@@ -191,6 +203,7 @@ def test_a_run_killed_with_sigkill_continues_from_its_resume_checkpoint_when_sta
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resume = torch.load(tmp_path / "ember_logs" / "version_0" / "checkpoints" / "resume.ckpt", weights_only=True)
     assert resume["global_step"] == 12  # every 4 steps
+    assert max(int(row["step"]) for row in metrics(tmp_path)) >= 12  # rows from after the checkpoint on disk
     again = run("again", tmp_path)
     assert again.returncode == 0, again.stderr
     assert_same_run(tmp_path, uninterrupted)

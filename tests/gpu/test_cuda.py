@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import ember
 from ember.testing import TinyModel
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -93,3 +94,41 @@ def test_fsdp_on_nccl_in_bf16_mixed_trains_and_resumes_from_its_distributed_chec
     resumed = trained(tmp_path / "resumed", **options, batch_size=8 // devices, ckpt_path=str(checkpoint))
     first_weights, resumed_weights = weights(first), weights(resumed)
     assert all(torch.equal(first_weights[key], resumed_weights[key]) for key in first_weights)
+
+
+class EpochValues(TinyModel):
+    """Epoch values of both kinds: the loss, on the GPU, and the batch index, a Python number (on the CPU)."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("loss_mean", loss, on_step=False, on_epoch=True)
+        self.log("index_mean", float(batch_idx), on_step=False, on_epoch=True)
+        return loss
+
+
+def test_a_mid_epoch_resume_on_cuda_continues_the_epochs_values(trainer_factory, tmp_path: Path) -> None:
+    import csv
+
+    from ember.loggers import CSVLogger
+    from ember.testing.crash import CrashAfter, SimulatedCrash
+
+    def epoch_rows(folder: Path) -> list[tuple[float, float, float]]:
+        with open(folder / "ember_logs" / "version_0" / "metrics.csv", newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row.get("loss_mean")]
+        return [(float(row["epoch"]), float(row["index_mean"]), float(row["loss_mean"])) for row in rows]
+
+    def trainer(folder: Path, *callbacks) -> ember.Trainer:
+        ember.seed_everything(3)
+        return trainer_factory(accelerator="cuda", devices=1, logger=CSVLogger(folder, version=0),
+                               callbacks=list(callbacks), limit_val_batches=0)  # fmt: skip
+
+    trainer(tmp_path / "full").fit(EpochValues())
+    with pytest.raises(SimulatedCrash):  # 8 batches an epoch: step 11 is the middle of epoch 1
+        trainer(tmp_path / "cut", CrashAfter(tmp_path / "c.ckpt", step=11)).fit(EpochValues())
+    saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["loops"]["fit_loop"]["metrics"]["epoch"]
+    assert (saved["loss_mean"]["device"], saved["index_mean"]["device"]) == ("cuda", "cpu")
+    trainer(tmp_path / "cut").fit(EpochValues(), ckpt_path=tmp_path / "c.ckpt")
+    resumed, full = epoch_rows(tmp_path / "cut"), epoch_rows(tmp_path / "full")
+    assert [index for _, index, _ in resumed] == [3.5, 3.5]  # the mean of batches 0 to 7, in both epochs
+    assert [row[2] for row in resumed] == pytest.approx([row[2] for row in full])
+    assert [row[:2] for row in resumed] == [row[:2] for row in full]

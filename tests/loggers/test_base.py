@@ -13,6 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ember
+from ember.core.rank import rank_zero_only
 from ember.errors import MisconfigurationError
 from ember.loggers import CSVLogger, Logger, TensorBoardLogger
 from ember.loggers.base import DummyExperiment
@@ -175,6 +176,31 @@ def test_checkpoints_keep_each_loggers_state(trainer_factory, tmp_path) -> None:
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
     assert checkpoint["loggers"] == {"CSVLogger": {"name": "ember_logs", "version": "run-a", "rows": 1}}
+
+
+class ClientLogger(ListLogger):
+    """A third-party logger with a backend object: it says only how to make it."""
+
+    def _create_experiment(self) -> list[str]:
+        self.calls.append(("created",))
+        return ["client"]
+
+
+def test_a_loggers_experiment_is_made_once_on_first_use(monkeypatch) -> None:
+    logger = ClientLogger()
+    assert logger.calls == []
+    assert logger.experiment is logger.experiment == ["client"]
+    assert logger.calls == [("created",)]
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    other_rank = ClientLogger()
+    assert isinstance(other_rank.experiment, DummyExperiment)
+    assert other_rank.calls == []  # other ranks start nothing
+
+
+def test_a_logger_without_an_experiment_says_so() -> None:
+    assert getattr(ListLogger(), "experiment", None) is None
+    with pytest.raises(AttributeError, match="ListLogger has no experiment"):
+        _ = ListLogger().experiment
 
 
 def test_the_stand_in_experiment_of_other_ranks_accepts_any_call() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+import ember
 from ember.core.rank import rank_zero_only
 from ember.errors import EmberWarning
 from ember.loggers import TensorBoardLogger
@@ -202,3 +204,66 @@ def test_a_url_tensorboard_cannot_write_to_is_refused_with_the_accepted_ones() -
 
     with pytest.raises(ValueError, match=r"memory://x.*s3://.*CSVLogger"):
         TensorBoardLogger(save_dir="memory://x")
+
+
+# ------------------------------------------------------------------ resuming
+class CutShort(Exception):
+    """Stands for the crash (test_preemption.py kills real processes)."""
+
+
+class SaveEveryTwoStepsCrashAt(ember.Callback):
+    """Saves ``step=N.ckpt`` every 2 steps in on_train_batch_end (before that batch's row is logged), as
+    ModelCheckpoint(every_n_train_steps=2) does, and crashes the run at step ``crash``."""
+
+    def __init__(self, folder: Path, crash: int = -1) -> None:
+        self.folder, self.crash = folder, crash
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step % 2 == 0:
+            trainer.save_checkpoint(self.folder / f"step={trainer.global_step}.ckpt")
+        if trainer.global_step == self.crash:
+            raise CutShort
+
+
+def test_a_checkpoint_keeps_the_scalars_of_the_latest_step_logged(trainer_factory, counting_model, tmp_path) -> None:
+    callbacks = [SaveEveryTwoStepsCrashAt(tmp_path, crash=3)]
+    trainer = trainer_factory(logger=TensorBoardLogger(tmp_path), callbacks=callbacks, log_every_n_steps=1)
+    with pytest.raises(CutShort):
+        trainer.fit(counting_model())
+    saved = torch.load(tmp_path / "step=2.ckpt", weights_only=True)["loggers"]["TensorBoardLogger"]
+    # rows count steps from 0: the save at global step 2 came after the row of step 0, before that of step 1
+    assert saved == {
+        "name": "ember_logs",
+        "version": 0,
+        "latest_step": 0,
+        "latest_scalars": [["a_step", 1.0], ["epoch", 0]],
+    }
+
+
+def test_the_same_logger_resumed_in_one_process_shows_each_scalar_once(
+    trainer_factory, counting_model, tmp_path
+) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    callbacks = [SaveEveryTwoStepsCrashAt(tmp_path, crash=7)]
+    with pytest.raises(CutShort):  # the crash finalizes the logger, which writes out rows from after step 6's save
+        trainer_factory(logger=logger, callbacks=callbacks, log_every_n_steps=1).fit(counting_model())
+    now = int(time.time())
+    while int(time.time()) == now:  # event files are read in name order, and a name starts with the second
+        time.sleep(0.05)
+    resumed = trainer_factory(logger=logger, log_every_n_steps=1)
+    resumed.fit(counting_model(), ckpt_path=tmp_path / "step=6.ckpt")
+    accumulator = events(logger.log_dir)
+    assert scalars(accumulator, "a_step") == [(0, 1), (1, 5), (2, 9), (3, 13), (4, 1), (5, 5), (6, 9), (7, 13)]
+    assert scalars(accumulator, "a_epoch") == [(3, 7), (7, 7)]
+    assert scalars(accumulator, "val") == [(3, 2003), (7, 2003)]
+
+
+def test_validating_a_checkpoint_into_the_run_folder_hides_none_of_its_training(
+    trainer_factory, counting_model, tmp_path
+) -> None:
+    callbacks = [SaveEveryTwoStepsCrashAt(tmp_path)]
+    trainer_factory(logger=TensorBoardLogger(tmp_path), callbacks=callbacks, log_every_n_steps=1).fit(counting_model())
+    validating = trainer_factory(logger=TensorBoardLogger(tmp_path, version=0))
+    validating.validate(counting_model(), ckpt_path=tmp_path / "step=2.ckpt", verbose=False)
+    accumulator = events(tmp_path / "ember_logs" / "version_0")
+    assert scalars(accumulator, "a_step") == [(0, 1), (1, 5), (2, 9), (3, 13), (4, 1), (5, 5), (6, 9), (7, 13)]

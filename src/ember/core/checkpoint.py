@@ -73,6 +73,7 @@ def dump_checkpoint(trainer: Trainer, weights_only: bool = False) -> dict[str, A
         "loops": {"fit_loop": {**progress.state_dict(), "rng": capture_rng()}},
     }
     if not weights_only:
+        checkpoint["loops"]["fit_loop"]["metrics"] = trainer._metrics.state_dict()  # the epoch's self.log values
         checkpoint["callbacks"] = collect_callback_states(trainer)
         checkpoint["optimizer_states"] = [trainer.strategy.optimizer_state(o) for o in trainer.optimizers]
         checkpoint["lr_schedulers"] = [config.scheduler.state_dict() for config in trainer.lr_scheduler_configs]
@@ -618,6 +619,7 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
     saved = dict(checkpoint.get("loops", {}).get("fit_loop", {}))
     progress = trainer.fit_progress
     progress.resume_rng = saved.pop("rng", None) or {}
+    metrics = saved.pop("metrics", None)
     progress.load_state_dict(saved)
     if progress.cut is not None:  # max_steps ended that epoch early: continue it at the next batch
         progress.load_state_dict({**progress.cut, "epoch_done": False, "cut": None})
@@ -626,6 +628,8 @@ def restore_training_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None
         progress.batches_in_epoch = 0
         progress.epoch_done = False
         progress.epoch_rng = None
+    if metrics is not None:  # the epoch's values so far count only if the resumed fit continues that epoch
+        trainer._metrics.load_state_dict(metrics, trainer.strategy.root_device, progress.epoch == saved.get("epoch"))
     max_epochs = trainer.max_epochs
     if max_epochs is not None and 0 <= max_epochs < progress.epoch:
         raise MisconfigurationError(

@@ -262,6 +262,46 @@ class MetricStore:
         self._pending = self._pendings[self._stage] = {}
         return pending
 
+    # ----------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The training epoch in progress, for a checkpoint: what a resumed fit needs to log what this one would.
+
+        ``epoch``: each on_epoch metric's values and batch sizes so far (one tensor each), so that
+        the epoch's mean covers the batches before the resume too; metrics with a callable
+        ``reduce_fx`` are left out (a function cannot be saved). ``step``: the step values not
+        sent to the loggers yet. Plain tensors, strings and bools: ``weights_only=True`` reads them.
+        """
+        epoch: dict[str, Any] = {}
+        for name, metric in self._epochs.get("train", {}).items():
+            if isinstance(metric.reduce_fx, str) and metric.values:
+                values = torch.stack(metric.values)
+                epoch[name] = {
+                    "values": values,
+                    "sizes": torch.tensor(metric.sizes),
+                    "device": values.device.type,
+                    "on_step": metric.on_step,
+                    "prog_bar": metric.prog_bar,
+                    "logger": metric.logger,
+                    "reduce_fx": metric.reduce_fx,
+                    "sync_dist": metric.sync_dist,
+                }
+        return {"epoch": epoch, "step": dict(self._pendings.get("train", {}))}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device, epoch: bool = True) -> None:
+        """Continue from :meth:`state_dict`'s ``state``; with ``epoch=False`` (the saved epoch is over) only its step values.
+
+        Values that were on an accelerator go to ``device``, so that they stack with those logged next.
+        """
+        self._pendings.setdefault("train", {}).update(state.get("step", {}))
+        accumulated = self._epochs.setdefault("train", {})
+        for name, saved in (state.get("epoch", {}) if epoch else {}).items():
+            metric = _EpochMetric(
+                saved["on_step"], saved["prog_bar"], saved["logger"], saved["reduce_fx"], saved["sync_dist"]
+            )
+            values = saved["values"].to(torch.device("cpu") if saved["device"] == "cpu" else device)
+            metric.values, metric.sizes = list(values.unbind()), saved["sizes"].tolist()
+            accumulated[name] = metric
+
     def reset(self) -> None:
         """Forget everything, as after the sanity check."""
         self.callback.clear()

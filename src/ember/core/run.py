@@ -72,6 +72,10 @@ def run(
         from ember.core.checkpoint import restore_modules_and_callbacks
 
         restore_modules_and_callbacks(trainer, checkpoint)
+        if fn == TrainerFn.FITTING and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if callable(getattr(logger, "after_resume", None)):
+                    logger.after_resume()
     trainer._metrics.reset()
     trainer._precision.convert_module(model)
     trainer.model = trainer.strategy.setup_module(model)

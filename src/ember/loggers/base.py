@@ -5,8 +5,12 @@ A logger needs a ``name``, a ``version``, ``log_metrics`` and
 loggers from global rank 0 only: ``log_hyperparams`` (and ``log_graph``)
 when a run starts, ``log_metrics`` with floats and the step index while it
 runs, ``save`` now and then, and ``finalize`` once with "success" or
-"failed". Loggers that write files decorate their writing methods with
+"failed"; a fit that resumes from a checkpoint calls ``after_resume`` before
+it logs. Loggers that write files decorate their writing methods with
 :func:`ember.rank_zero_only` as well, so they are safe outside a Trainer.
+A logger with a backend object of its own (a writer, a client, a run)
+makes it in ``_create_experiment``; :attr:`Logger.experiment` makes it on
+first use, on global rank 0 only.
 
 A Logger is not a Callback, and it defines no hook name, so one object may
 be both (subclass both) and be registered as a plugin as well.
@@ -32,6 +36,26 @@ class Logger(ABC):
     ``trainer.log_dir`` is the first logger's, and ModelCheckpoint saves
     under its ``checkpoints`` folder.
     """
+
+    #: The backend's object once :attr:`experiment` made it; a subclass may set it up front.
+    _experiment: Any = None
+
+    @property
+    def experiment(self) -> Any:
+        """The backend's own object, for what the Logger methods do not cover; made on first use.
+
+        Only global rank 0 makes it (starting a run, opening a file); other ranks get a
+        stand-in whose methods do nothing, so code that calls it needs no rank check.
+        """
+        if self._experiment is None:
+            if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+                return DummyExperiment()
+            self._experiment = self._create_experiment()
+        return self._experiment
+
+    def _create_experiment(self) -> Any:
+        """Make the backend's object (called once, on global rank 0); loggers that have one override this."""
+        raise AttributeError(f"{type(self).__qualname__} has no experiment")
 
     @property
     @abstractmethod
@@ -83,6 +107,11 @@ class Logger(ABC):
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Called after a checkpoint callback saved, e.g. to upload the file."""
+
+    def after_resume(self) -> None:
+        """Called when fit resumes from a checkpoint, before it logs anything (after ``load_state_dict``, where
+        the checkpoint holds this logger's state): what the logger received after that checkpoint came from an
+        attempt that was cut short, and the resumed fit logs it again."""
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of this logger: enough to find its folder again."""

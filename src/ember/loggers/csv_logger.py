@@ -19,7 +19,7 @@ from typing import Any
 from ember.core import filesystem
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, FileLogger, _number, as_params, save_hparams_yaml
+from ember.loggers.base import FileLogger, _number, as_params, save_hparams_yaml
 
 
 class ExperimentWriter:
@@ -135,17 +135,12 @@ class CSVLogger(FileLogger):
     ) -> None:
         super().__init__(save_dir, name, version, prefix)
         self._flush_every = max(int(flush_logs_every_n_steps), 1)
-        self._experiment: ExperimentWriter | None = None
 
-    @property
-    def experiment(self) -> ExperimentWriter:
-        """The :class:`ExperimentWriter` that holds and writes this run's rows; a do-nothing stand-in on other ranks."""
-        if self._experiment is None:
-            if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-                return DummyExperiment()  # type: ignore[return-value]
-            self._experiment = ExperimentWriter(self.log_dir)
-            self._experiment.hparams = self.hparams
-        return self._experiment
+    def _create_experiment(self) -> ExperimentWriter:
+        """``logger.experiment``: the :class:`ExperimentWriter` that holds and writes this run's rows."""
+        writer = ExperimentWriter(self.log_dir)
+        writer.hparams = self.hparams
+        return writer
 
     @property
     def metrics_file_path(self) -> str:

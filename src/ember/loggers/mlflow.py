@@ -24,7 +24,7 @@ import yaml
 
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, Logger, _number, as_params, flatten_params, require
+from ember.loggers.base import Logger, _number, as_params, flatten_params, require
 from ember.loggers.model_logging import ModelLogging, UploadsCheckpoints
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,19 +88,10 @@ class MLFlowLogger(UploadsCheckpoints, Logger):
         self._run_id = run_id
         self._experiment_id: str | None = None
         self._synchronous = synchronous
-        self._client: MlflowClient | None = None
 
     # ------------------------------------------------------------ the run
-    @property
-    def experiment(self) -> MlflowClient:
-        """The ``MlflowClient``, with the run started: ``logger.experiment.log_artifact(logger.run_id, path)``.
-
-        On ranks other than 0 it is a stand-in whose methods do nothing.
-        """
-        if self._client is not None:
-            return self._client
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-            return DummyExperiment()  # type: ignore[return-value]
+    def _create_experiment(self) -> MlflowClient:
+        """``logger.experiment``: the ``MlflowClient``, with the run started (``log_artifact(logger.run_id, path)``)."""
         from mlflow.tracking import MlflowClient
 
         if self._tracking_uri.startswith("sqlite:///"):
@@ -120,7 +111,6 @@ class MLFlowLogger(UploadsCheckpoints, Logger):
             if self._run_name is not None:
                 tags["mlflow.runName"] = self._run_name
             self._run_id = client.create_run(self._experiment_id, tags=tags).info.run_id
-        self._client = client
         return client
 
     @property
@@ -196,11 +186,11 @@ class MLFlowLogger(UploadsCheckpoints, Logger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         """Upload the checkpoints still due, then end the run (FINISHED, FAILED or KILLED)."""
-        if self._client is None:
+        if self._experiment is None:
             return
         if status == "success" and self._models.log_model:
             self._upload_checkpoints()
-        self._client.set_terminated(self._active_run(), _STATUS.get(status, status.upper()))
+        self._experiment.set_terminated(self._active_run(), _STATUS.get(status, status.upper()))
 
     def _upload_checkpoints(self) -> None:
         callback = self._models.checkpoint_callback
@@ -216,7 +206,7 @@ class MLFlowLogger(UploadsCheckpoints, Logger):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_client"] = None
+        state["_experiment"] = None
         return state
 
 

@@ -4,6 +4,11 @@ It writes through ``torch.utils.tensorboard.SummaryWriter``, which needs the
 ``tensorboard`` package and not TensorFlow. The writer (and the tensorboard
 import, which is slow) is created on first use, on global rank 0 only.
 hparams.yaml goes next to the event file, as the CSV logger writes it.
+
+A fit resumed from a checkpoint into the same version folder starts its
+event file with TensorBoard's own restart marker (``purge_step``, a
+``SessionLog.START`` event), so readers drop what the cut-short attempt
+wrote after the checkpoint and show each scalar once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ember.core import filesystem
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, FileLogger, flatten_params, save_hparams_yaml
+from ember.loggers.base import FileLogger, flatten_params, save_hparams_yaml
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.utils.tensorboard import SummaryWriter
@@ -69,7 +74,11 @@ class TensorBoardLogger(FileLogger):
         self._default_hp_metric = default_hp_metric
         self._sub_dir = None if sub_dir is None else os.fspath(sub_dir)
         self._kwargs = summary_writer_kwargs
-        self._experiment: SummaryWriter | None = None
+        # the highest step logged so far and the scalars logged at it, as [tag, value] pairs; a checkpoint keeps it
+        self._latest: tuple[int, list[list[Any]]] | None = None
+        self._restored: tuple[int, list[list[Any]]] | None = None  # _latest as a checkpoint of this folder had it
+        self._resume: tuple[int, list[list[Any]]] | None = None  # the same, from after_resume to the first log
+        self._purge_step: int | None = None  # for the next SummaryWriter
 
     @property
     def sub_dir(self) -> str | None:
@@ -84,24 +93,20 @@ class TensorBoardLogger(FileLogger):
             folder = os.path.join(folder, self._sub_dir)
         return os.path.expanduser(os.path.expandvars(folder))
 
-    @property
-    def experiment(self) -> SummaryWriter:
-        """The ``SummaryWriter``, for anything beyond scalars: ``logger.experiment.add_histogram(...)``.
-
-        On ranks other than 0 it is a stand-in whose methods do nothing.
-        """
-        if self._experiment is not None:
-            return self._experiment
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-            return DummyExperiment()  # type: ignore[return-value]
+    def _create_experiment(self) -> SummaryWriter:
+        """``logger.experiment``: the ``SummaryWriter``, for anything beyond scalars (``add_histogram(...)``)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
-        return self._experiment
+        kwargs = self._kwargs if self._purge_step is None else {**self._kwargs, "purge_step": self._purge_step}
+        self._purge_step = None
+        return SummaryWriter(log_dir=self.log_dir, **kwargs)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """One scalar per metric at ``step``; a dict value becomes a group of scalars (``add_scalars``)."""
+        at = step or 0  # where TensorBoard puts it
+        if self._resume is not None:
+            self._start_again(at)
         for key, value in self._prefixed(metrics).items():
             if isinstance(value, Mapping):
                 self.experiment.add_scalars(key, dict(value), step)
@@ -113,6 +118,30 @@ class TensorBoardLogger(FileLogger):
                     f"TensorBoardLogger cannot log {key}={value!r} ({type(value).__name__}); "
                     "accepted are numbers, one-element tensors and dicts of numbers"
                 ) from error
+            if self._latest is None or at > self._latest[0]:
+                self._latest = (at, [])
+            if at == self._latest[0]:
+                self._latest[1].append([key, value])
+
+    def _start_again(self, step: int) -> None:
+        """The resumed fit's first log is at ``step``: readers are to drop the folder's events from ``step`` on.
+
+        A new event file starts with ``purge_step=step``: TensorBoard's readers then discard the events
+        of earlier files at ``step`` or later, which the cut-short attempt logged after the checkpoint and
+        this run logs again. Nothing is logged before ``step`` again (not ``hp_metric``: see
+        :meth:`log_hyperparams`). What the checkpoint's attempt had logged at its latest step, if that is
+        ``step``, is written again, so that the purge does not take it.
+        """
+        latest, self._resume = self._resume, None
+        assert latest is not None
+        if self._experiment is not None:  # made before the resume: the next use opens a new file, with the purge
+            self._experiment.close()
+            self._experiment = None
+        self._purge_step = step
+        self._latest = (latest[0], list(latest[1]))
+        if latest[0] >= step:
+            for key, value in latest[1]:
+                self.experiment.add_scalar(key, value, latest[0])
 
     @rank_zero_only
     def log_hyperparams(
@@ -127,6 +156,8 @@ class TensorBoardLogger(FileLogger):
         the HPARAMS tab gets nothing); a bare number is taken as ``hp_metric``.
         """
         params = self._record_hparams(params)
+        if metrics is None and self._resume is not None:
+            return  # a resumed fit: its first attempt wrote them into this folder's event files
         if metrics is None:
             metrics = {"hp_metric": -1} if self._default_hp_metric else None
         elif not isinstance(metrics, Mapping):
@@ -190,9 +221,24 @@ class TensorBoardLogger(FileLogger):
             self._experiment.close()
 
     def state_dict(self) -> dict[str, Any]:
-        """Name and version; the event file is flushed first, so it holds what the checkpoint covers."""
+        """Name, version and the latest step's scalars; the event file is flushed first, so it holds what the
+        checkpoint covers."""
         self.save()
-        return super().state_dict()
+        if self._latest is None:
+            return super().state_dict()
+        return {**super().state_dict(), "latest_step": self._latest[0], "latest_scalars": list(self._latest[1])}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Keep the latest step's scalars of a checkpoint written while logging into this logger's folder."""
+        self._restored = None
+        if rank_zero_only.rank != 0 or "latest_step" not in state:  # type: ignore[attr-defined]
+            return
+        if state.get("name") == self.name and state.get("version") == self.version:
+            self._restored = (int(state["latest_step"]), [list(pair) for pair in state["latest_scalars"]])
+
+    def after_resume(self) -> None:
+        """Fit continues from the checkpoint :meth:`load_state_dict` read: its first log hides what came after it."""
+        self._resume, self._restored = self._restored, None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
-from ember.loggers.base import DummyExperiment, Logger, _number, as_params, require
+from ember.loggers.base import Logger, _number, as_params, require
 from ember.loggers.model_logging import ModelLogging, UploadsCheckpoints
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,13 +87,8 @@ class WandbLogger(UploadsCheckpoints, Logger):
             self._init["mode"] = "offline"
 
     # ------------------------------------------------------------ the run
-    @property
-    def experiment(self) -> Run:
-        """The ``wandb`` run, started on first use (or the one already running); a stand-in on other ranks."""
-        if self._experiment is not None:
-            return self._experiment
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-            return DummyExperiment()  # type: ignore[return-value]
+    def _create_experiment(self) -> Run:
+        """``logger.experiment``: the ``wandb`` run, started now (or the one already running)."""
         import wandb
 
         if wandb.run is not None:
@@ -101,11 +96,10 @@ class WandbLogger(UploadsCheckpoints, Logger):
                 "WandbLogger logs into the wandb run already started; call wandb.finish() first for a new one",
                 EmberWarning,
             )
-            self._experiment = wandb.run
+            run = wandb.run
         else:
             os.makedirs(self._save_dir, exist_ok=True)
-            self._experiment = wandb.init(**{key: value for key, value in self._init.items() if value is not None})
-        run = self._experiment
+            run = wandb.init(**{key: value for key, value in self._init.items() if value is not None})
         run.define_metric(STEP_METRIC)
         run.define_metric("*", step_metric=STEP_METRIC, step_sync=True)
         return run

@@ -23,7 +23,25 @@ class CheckpointError(RuntimeError):
 
 
 class CollectiveTimeoutError(RuntimeError):
-    """Not every rank reached a collective in time; the message names the barrier and, where known, the ranks."""
+    """Not every rank reached a collective, within the timeout or at all (a rank exited).
+
+    The message names the collective (a barrier, ``trainer.strategy.reduce``, DDP's gradient
+    all-reduce in backward ...), the ranks that did not arrive and, where known, where they were
+    waiting instead or how they exited; ember adds the hook and plugin that were running.
+    """
+
+
+class RankFailedError(RuntimeError):
+    """Another rank of the run exited with an error, so this one stops too; names the rank and its exit code."""
+
+    def __init__(self, rank: int, exit_code: int) -> None:
+        self.rank, self.exit_code = rank, exit_code
+        super().__init__(
+            f"rank {rank} exited with code {exit_code} (its traceback is in its own output); stopping this rank too"
+        )
+
+    def __reduce__(self) -> tuple[type[RankFailedError], tuple[int, int]]:
+        return RankFailedError, (self.rank, self.exit_code)
 
 
 class EmberWarning(UserWarning):

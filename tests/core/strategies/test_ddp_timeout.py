@@ -44,3 +44,13 @@ def test_fsdp_takes_the_same_timeout() -> None:
     from ember.strategies import FSDPStrategy
 
     assert FSDPStrategy(timeout=timedelta(minutes=2)).timeout == timedelta(minutes=2)
+
+
+def test_rank_failed_error_names_the_rank_and_code_and_pickles() -> None:
+    import pickle
+
+    from ember.errors import RankFailedError
+
+    error = pickle.loads(pickle.dumps(RankFailedError(3, 137)))
+    assert (error.rank, error.exit_code) == (3, 137)
+    assert "rank 3 exited with code 137" in str(error)

@@ -190,7 +190,11 @@ class Optimization:
         if hooked:
             self.trainer._hook("on_before_backward", loss=loss)
         trainer._fx = "backward"
-        trainer._precision.backward(loss, self.module, *args, **kwargs)
+        try:
+            trainer._precision.backward(loss, self.module, *args, **kwargs)
+        except RuntimeError as error:  # another rank not answering in the gradient all-reduce: say which
+            trainer.strategy.collective_failed(trainer.strategy.backward_collective, error)
+            raise
         if hooked:
             self.trainer._hook("on_after_backward")
 

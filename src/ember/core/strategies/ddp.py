@@ -10,8 +10,8 @@ in a child process and hand rank 0's results back (see processes.py).
 
 from __future__ import annotations
 
+import ctypes
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -23,10 +23,13 @@ from typing import Any
 
 import torch
 
+from ember.core.strategies.collective_failure import collective_error, is_communication_failure
 from ember.core.strategies.single import Strategy
-from ember.errors import CollectiveTimeoutError, MisconfigurationError
+from ember.errors import MisconfigurationError, RankFailedError
 
 _ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+#: How long rank 0 gives its main thread to end after another rank failed, before it exits without cleaning up.
+STOP_GRACE_SECONDS = 60.0
 
 
 class DDPStrategy(Strategy):
@@ -38,12 +41,15 @@ class DDPStrategy(Strategy):
     :param start_method: ``"popen"`` (re-run the script, the ``ddp`` strategy), ``"spawn"`` (``ddp_spawn``)
         or ``"fork"`` (``ddp_fork``, ``ddp_notebook``).
     :param timeout: how long a rank waits in a collective (a barrier, a gradient all-reduce) for the others
-        before it raises instead of hanging: a ``timedelta`` or seconds. Default: ``EMBER_DDP_TIMEOUT``
-        seconds when set, else 30 minutes.
+        before it raises :class:`~ember.errors.CollectiveTimeoutError` instead of hanging: a ``timedelta``
+        or seconds. Default: ``EMBER_DDP_TIMEOUT`` seconds when set, else 30 minutes.
 
     ``DDPStrategy(timeout=timedelta(minutes=5))`` without devices takes them from the Trainer's
     ``accelerator``, ``devices`` and ``num_nodes``.
     """
+
+    #: What backward waits for, as a CollectiveTimeoutError names it.
+    backward_collective = "DDP's gradient all-reduce in backward"
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class DDPStrategy(Strategy):
         self._children: list[Any] = []  # subprocess.Popen, or a forked rank with the same methods
         self._watchdog: threading.Thread | None = None
         self._stop_watching = threading.Event()
+        self._interrupt = _Interrupt()
         self.model: torch.nn.Module | None = None
         super().__init__(self._device_for(self._local_rank))
 
@@ -114,9 +121,10 @@ class DDPStrategy(Strategy):
             from ember.core.strategies.processes import launch_processes
 
             return launch_processes(self, self.start_method, {**os.environ, **self._rank_env()}, function, args)
-        self._start_children(function, args, kwargs)
         try:
+            self._start_children(function, args, kwargs)
             result = function(*args, **kwargs)
+            self._interrupt.disarm()
         except BaseException:
             self._stop_children()
             raise
@@ -132,6 +140,7 @@ class DDPStrategy(Strategy):
             env = {**os.environ, **common, "RANK": str(first + local_rank), "LOCAL_RANK": str(local_rank)}
             self._children.append(subprocess.Popen(command, env=env))
         os.environ.update(common, RANK=str(first), LOCAL_RANK="0")
+        self._interrupt.arm(getattr(function, "__self__", None))  # function is a Trainer's _run_guarded
         self._watchdog = threading.Thread(target=self._watch_children, name="ember-ddp-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -148,33 +157,57 @@ class DDPStrategy(Strategy):
     def __getstate__(self) -> dict[str, Any]:
         """Picklable for ddp_spawn: the launch's processes, watchdog and wrapped model stay behind."""
         state = dict(self.__dict__)
-        state.update(_children=[], _watchdog=None, _stop_watching=None, model=None)
+        state.update(_children=[], _watchdog=None, _stop_watching=None, _interrupt=None, model=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._stop_watching = threading.Event()
+        self._interrupt = _Interrupt()
+
+    def _child_ranks(self) -> list[tuple[int, Any]]:
+        """``(global rank, process)`` for each rank this process launched."""
+        first = self._node_rank * len(self.parallel_devices)
+        return [(first + local_rank, child) for local_rank, child in enumerate(self._children, 1)]
+
+    def _exit_codes(self) -> dict[int, int]:
+        """Exit codes of the ranks this process launched that have ended, by global rank."""
+        return {rank: code for rank, child in self._child_ranks() if (code := child.poll()) is not None}
 
     def _watch_children(self) -> None:
-        """If another rank dies with an error, stop every rank now instead of hanging in a collective."""
+        """If another rank dies with an error, end this rank through its exception path instead of hanging.
+
+        The main thread gets a RankFailedError (unless it is already ending on an error of its own),
+        so on_exception runs and the loggers are flushed. If it has not stopped the launched ranks
+        (the strategy's on_exception) within STOP_GRACE_SECONDS, the process exits without cleaning up.
+        """
         while not self._stop_watching.wait(0.2):
-            for rank, child in enumerate(self._children, 1):
-                code = child.poll()
-                if code not in (None, 0):
-                    print(
-                        f"ember: rank {rank} exited with code {code}; stopping every rank", file=sys.stderr, flush=True
-                    )
-                    self._stop_children()
-                    os._exit(code if isinstance(code, int) and code > 0 else 1)
+            failed = [(rank, code) for rank, code in self._exit_codes().items() if code != 0]
+            if not failed:
+                continue
+            rank, code = failed[0]
+            print(f"ember: rank {rank} exited with code {code}; stopping every rank", file=sys.stderr, flush=True)
+            self._interrupt.fire(rank, code)
+            if self._stop_watching.wait(STOP_GRACE_SECONDS):
+                return
+            print(
+                f"ember: this rank did not stop within {STOP_GRACE_SECONDS:.0f} s of rank {rank} failing; "
+                "exiting without cleaning up",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._stop_children()
+            os._exit(code if code > 0 else 1)
 
     def _wait_for_children(self) -> None:
-        failed = []
-        for rank, child in enumerate(self._children, 1):
-            if child.wait() != 0:
-                failed.append((rank, child.returncode))
+        """After this rank's run: wait for the others; a failure now is reported here (nothing to interrupt)."""
         self._stop_watching.set()
         if self._watchdog is not None:
             self._watchdog.join()
+        failed = []
+        for rank, child in self._child_ranks():
+            if child.wait() != 0:
+                failed.append((rank, child.returncode))
         self._children = []
         if failed:
             raise RuntimeError(f"ember: ranks exited with errors (rank, exit code): {failed}")
@@ -263,8 +296,8 @@ class DDPStrategy(Strategy):
     def barrier(self, name: str | None = None) -> None:
         """Wait for every rank; after ``timeout`` raise CollectiveTimeoutError naming the ranks that did not come.
 
-        On gloo this is ``monitored_barrier``, whose rank 0 knows who is missing; NCCL's own
-        watchdog ends a barrier that outlives the timeout given to ``init_process_group``.
+        On gloo this is ``monitored_barrier``; NCCL's own watchdog ends a barrier that outlives
+        the timeout given to ``init_process_group``.
         """
         import torch.distributed as dist
 
@@ -276,7 +309,18 @@ class DDPStrategy(Strategy):
         try:
             dist.monitored_barrier(timeout=self.timeout, wait_all_ranks=True)
         except RuntimeError as error:
-            raise CollectiveTimeoutError(_timeout_message(name, self.global_rank, self.timeout, error)) from error
+            raise self._collective_error(f"barrier {name!r}" if name else "a barrier", error) from error
+
+    def collective_failed(self, what: str, error: BaseException) -> None:
+        """Raise CollectiveTimeoutError for ``error`` if another rank not answering in ``what`` caused it."""
+        import torch.distributed as dist
+
+        if dist.is_initialized() and self.world_size > 1 and is_communication_failure(error):
+            raise self._collective_error(what, error) from error
+
+    def _collective_error(self, what: str, error: BaseException) -> BaseException:
+        self._interrupt.disarm()  # this thread is ending on its own error: the watchdog leaves it to
+        return collective_error(what, self.global_rank, self.world_size, self.timeout, error, self._exit_codes)
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         import torch.distributed as dist
@@ -284,7 +328,11 @@ class DDPStrategy(Strategy):
         if not dist.is_initialized():
             return obj
         holder = [obj]
-        dist.broadcast_object_list(holder, src=src)
+        try:
+            dist.broadcast_object_list(holder, src=src)
+        except RuntimeError as error:
+            self.collective_failed("trainer.strategy.broadcast", error)
+            raise
         return holder[0]
 
     def reduce(self, tensor: torch.Tensor, reduce_op: str = "mean") -> torch.Tensor:
@@ -296,7 +344,11 @@ class DDPStrategy(Strategy):
         if reduce_op not in ops:
             raise MisconfigurationError(f"reduce_op={reduce_op!r}; accepted are {sorted(ops)}")
         result = tensor.detach().clone().float().to(self.root_device)
-        dist.all_reduce(result, op=ops[reduce_op])
+        try:
+            dist.all_reduce(result, op=ops[reduce_op])
+        except RuntimeError as error:
+            self.collective_failed("trainer.strategy.reduce", error)
+            raise
         if reduce_op == "mean":
             result /= self.world_size
         return result
@@ -311,10 +363,14 @@ class DDPStrategy(Strategy):
         if not dist.is_initialized():
             return tensor
         tensor = tensor.to(self.root_device)
-        if sync_grads:
-            return torch.stack(dist.nn.functional.all_gather(tensor))  # type: ignore[attr-defined]
-        gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        dist.all_gather(gathered, tensor.contiguous())
+        try:
+            if sync_grads:
+                return torch.stack(dist.nn.functional.all_gather(tensor))  # type: ignore[attr-defined]
+            gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
+            dist.all_gather(gathered, tensor.contiguous())
+        except RuntimeError as error:
+            self.collective_failed("trainer.strategy.all_gather", error)
+            raise
         return torch.stack(gathered)
 
     # ------------------------------------------------------------ end of run
@@ -331,6 +387,49 @@ class DDPStrategy(Strategy):
         if self.model is not None and self.root_device.type == "cuda":
             self.model.to("cpu")
         self.model = None
+
+
+class _Interrupt:
+    """Raises RankFailedError once in the thread that runs the Trainer, while that thread may be interrupted.
+
+    CPython raises it at the thread's next Python instruction, so a thread blocked in one
+    long C call (a collective, a sleep) gets it when the call returns. It takes an exception
+    class, not an instance: the rank and exit code ride on a subclass made for the failure.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+        self._armed = False
+        self._trainer: Any = None
+
+    def arm(self, trainer: Any) -> None:
+        """Let ``fire`` interrupt the calling thread (running ``trainer``, which may be None)."""
+        with self._lock:
+            self._thread, self._armed, self._trainer = threading.get_ident(), True, trainer
+
+    def disarm(self) -> None:
+        """From the armed thread: no interruption from now on; one fired but not yet raised is withdrawn."""
+        with self._lock:
+            if self._thread == threading.get_ident():
+                self._armed = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
+
+    def fire(self, rank: int, exit_code: int) -> None:
+        """Raise RankFailedError in the armed thread, unless its Trainer is already ending on an exception."""
+        with self._lock:
+            if not self._armed or self._thread is None or getattr(self._trainer, "interrupted", False):
+                return
+            self._armed = False
+            failure = type(
+                "RankFailedError",
+                (RankFailedError,),
+                {
+                    "__init__": lambda error: RankFailedError.__init__(error, rank, exit_code),
+                    "__module__": "ember.errors",
+                },
+            )
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), ctypes.py_object(failure))
 
 
 class _StepRouter(torch.nn.Module):
@@ -383,22 +482,6 @@ def _timeout(value: timedelta | float | None) -> timedelta:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise MisconfigurationError(f"{source}={value!r}; accepted is a timedelta or a number of seconds > 0")
     return value
-
-
-def _timeout_message(name: str | None, rank: int, timeout: timedelta, error: BaseException) -> str:
-    """Which barrier, which ranks: gloo's rank 0 says "Ranks 1, 3 failed to pass monitoredBarrier"."""
-    found = re.search(r"Ranks? ([\d, ]+) failed to pass", str(error))
-    missing = [int(r) for r in found.group(1).replace(" ", "").split(",") if r] if found else None
-    where = f"barrier {name!r}" if name else "a barrier"
-    if missing is not None:
-        who = f"ranks that did not arrive: {missing}"
-    else:
-        who = "rank 0 did not answer (it names the missing ranks in its own error)"
-    return (
-        f"rank {rank} waited {timeout} at {where}: {who}; every rank must reach the same collectives "
-        f"(a barrier or reduce under `if trainer.is_global_zero:` hangs the others). "
-        f"Set the limit with DDPStrategy(timeout=...) or EMBER_DDP_TIMEOUT. torch: {error}"
-    )
 
 
 def _int_env(name: str, default: int) -> int:

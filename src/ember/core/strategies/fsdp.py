@@ -46,6 +46,7 @@ class FSDPStrategy(DDPStrategy):
     """
 
     writes_distributed_checkpoints = True
+    backward_collective = "FSDP's all-gather and reduce-scatter in backward"
 
     def __init__(
         self,

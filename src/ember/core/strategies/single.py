@@ -88,6 +88,12 @@ class Strategy:
         """``tensor`` from every process, stacked along a new first dimension (as is on one process)."""
         return tensor
 
+    #: What backward waits for on other processes, as :meth:`collective_failed` names it.
+    backward_collective = "backward"
+
+    def collective_failed(self, what: str, error: BaseException) -> None:
+        """Called with an error raised where processes communicate (``what``): raise a clearer one, or return."""
+
     # ----------------------------------------------------------------- setup
     def launch(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``function`` in this process (distributed strategies start the others first)."""

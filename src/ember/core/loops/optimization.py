@@ -129,7 +129,11 @@ class Optimization:
             if self._backward_hooked:
                 trainer._hook("on_before_backward", loss=loss)
             trainer._fx = "backward"
-            module.backward(loss)  # type: ignore[union-attr]
+            try:
+                module.backward(loss)  # type: ignore[union-attr]
+            except RuntimeError as error:  # another rank not answering in the gradient all-reduce: say which
+                trainer.strategy.collective_failed(trainer.strategy.backward_collective, error)
+                raise
             if self._backward_hooked:
                 trainer._hook("on_after_backward")
         if self._step_hooked:

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stats import ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plugins" / "ember-example"
 
@@ -88,7 +90,7 @@ def main() -> None:
         subprocess.run([*pip, str(root / "site"), str(source)], check=True)
         for count in SITES:
             fake_site(root / f"many{count}", count)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_") and k != "PYTHONDONTWRITEBYTECODE"}
+        env = dict(ENV)
         env["PYTHONPATH"] = str(root / "site")
         env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")  # bytecode cached as users have it, outside the tree
         ember = str(Path(sys.executable).parent / "ember")

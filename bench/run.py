@@ -39,15 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from plugins_list import fake_site  # noqa: E402
-from stats import Estimate, MachineWatch, linear_fit, slower, verdict  # noqa: E402
+from stats import ENV, Estimate, MachineWatch, linear_fit, slower, verdict  # noqa: E402
 from workload import STEP_HOOKS  # noqa: E402
-
-#: The environment of every timed process: one thread, no installed plugins, and bytecode cached as users
-#: have it (with PYTHONDONTWRITEBYTECODE every import would compile its sources again).
-ENV = {
-    key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE" and not key.startswith("EMBER_")
-}
-ENV.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 Job = tuple[str, str]  # (framework, options as sorted JSON): one run inside a workload process
 

@@ -15,6 +15,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+#: The environment of every timed process: one thread, no EMBER_* settings, and bytecode cached as users
+#: have it (with PYTHONDONTWRITEBYTECODE every import would compile its sources again).
+ENV = {
+    key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE" and not key.startswith("EMBER_")
+}
+ENV.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
 #: One-sided error allowed for "missed" and for "ok": 5% each.
 ALPHA = 0.05
 #: Other processes' average CPU use, in cores, above which the machine counts as busy.

@@ -80,6 +80,24 @@ def test_subpackages_are_attributes_of_ember_and_load_no_torch():
     assert result.returncode == 0, result.stderr
 
 
+def test_lazy_names_are_listed_before_loading_and_kept_after():
+    program = (
+        "import sys, ember, ember.callbacks, ember.core, ember.strategies, ember.testing, ember.utilities\n"
+        "for module, name in ((ember, 'Trainer'), (ember.callbacks, 'EarlyStopping'), (ember.core, 'LightningModule'),\n"
+        "                     (ember.strategies, 'DDPStrategy'), (ember.testing, 'TinyModel'),\n"
+        "                     (ember.utilities, 'grad_norm')):\n"
+        "    assert name in dir(module) and name not in vars(module), (module, name)\n"
+        "    try:\n"
+        "        module.no_such_name\n"
+        "    except AttributeError as error:\n"
+        "        assert str(error).startswith(f\"module '{module.__name__}' has no attribute 'no_such_name'\"), error\n"
+        "assert 'torch' not in sys.modules, 'dir() or a missing name imported torch'\n"
+        "assert ember.Trainer is vars(ember)['Trainer'] and ember.LightningModule is ember.Module\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_cli_lightning_logo_prints_a_banner(capsys):
     pl.cli_lightning_logo()
     assert "ember" in capsys.readouterr().out

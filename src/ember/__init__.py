@@ -10,9 +10,7 @@ as ``import pytorch_lightning as pl`` runs as ``import ember as pl``:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from ember import _lazy
 from ember.callback import Callback
 from ember.markers import hookimpl, hookspec, order
 from ember.version import __version__
@@ -52,19 +50,4 @@ _LAZY = {
 #: Subpackages reachable as attributes (``ember.callbacks.EarlyStopping``), imported on first use.
 _SUBPACKAGES = frozenset(("callbacks", "cli", "loggers", "strategies", "utilities"))
 
-
-def __getattr__(name: str) -> Any:
-    """Import torch-backed names on first use, so ``import ember`` stays fast."""
-    if name in _SUBPACKAGES:
-        return import_module(f"ember.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember' has no attribute {name!r}")
-    module, _, attribute = module.partition(":")
-    value = getattr(import_module(module), attribute or name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attributes(__name__, _LAZY, submodules=_SUBPACKAGES, listed=__all__)

@@ -6,8 +6,7 @@ this module imports them on first use, so ``import ember`` stays free of torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ember import _lazy
 
 #: Public name -> module that defines it.
 STRATEGIES: dict[str, str] = {
@@ -20,15 +19,4 @@ STRATEGIES: dict[str, str] = {
 
 __all__ = sorted(STRATEGIES)
 
-
-def __getattr__(name: str) -> Any:
-    module = STRATEGIES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember.strategies' has no attribute {name!r}; it has {', '.join(__all__)}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attributes(__name__, STRATEGIES, listed=__all__, hint=f"; it has {', '.join(__all__)}")

@@ -8,9 +8,7 @@ each is the plugin's module itself under a second name.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from ember import _lazy
 from ember.callback import Callback, Checkpoint
 
 __all__ = ["Callback", "Checkpoint"]
@@ -49,17 +47,10 @@ SUBMODULES = frozenset(
     ("callback", "early_stopping", "finetuning", "lr_monitor", "model_checkpoint", "prediction_writer", "progress")
 )
 
-
-def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:
-        return import_module(f"ember.callbacks.{name}")
-    module = BUILTINS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember.callbacks' has no attribute {name!r}")
-    value = getattr(import_module(f"ember.plugins.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(BUILTINS))
+__getattr__, __dir__ = _lazy.attributes(
+    __name__,
+    {name: f"ember.plugins.{module}" for name, module in BUILTINS.items()},
+    submodules=SUBMODULES,
+    listed=[*__all__, *BUILTINS],
+    own_names=False,
+)

@@ -23,8 +23,8 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import Any
 
+from ember import _lazy
 from ember.cli.common import OK, USAGE
 from ember.errors import MisconfigurationError
 
@@ -32,13 +32,9 @@ from ember.errors import MisconfigurationError
 COMMANDS: tuple[str, ...] = ("checkpoint", "hooks", "plugins", "run")
 
 #: Names loaded from ember.cli.app on first use (it imports torch and jsonargparse).
-_LAZY = ("CLI", "LightningCLI")
+_LAZY = {"CLI": "ember.cli.app", "LightningCLI": "ember.cli.app"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module("ember.cli.app"), name)
-    raise AttributeError(f"module 'ember.cli' has no attribute {name!r}")
+__getattr__, __dir__ = _lazy.attributes(__name__, _LAZY, listed=_LAZY)
 
 
 def _parser() -> argparse.ArgumentParser:

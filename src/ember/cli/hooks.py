@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 from typing import Any
@@ -55,6 +54,8 @@ def _print_order(hook: str) -> int:
         return FAILED
     known = [*discovery.HOOK_ORDER, *TWO_WAY_HOOKS, *sorted(manager.declared_by)]
     if hook and hook not in known:
+        import difflib
+
         close = difflib.get_close_matches(hook, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; `ember hooks` lists them"
         print(f"ember hooks --order: no hook {hook!r}{hint}", file=sys.stderr)

@@ -9,9 +9,6 @@ was, and exits 1 with the reason. Nothing here imports torch.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import subprocess
 import sys
 from typing import Any
 
@@ -35,11 +32,15 @@ def add(actions: Any) -> None:
 
 
 def _pip(*arguments: str) -> int:
+    import subprocess
+
     return subprocess.run([sys.executable, "-m", "pip", *arguments], check=False).returncode
 
 
 def _distributions() -> dict[str, str]:
     """Installed distributions, by normalized name, with their versions."""
+    import importlib.metadata  # 25 ms: only install needs it, not `ember plugins list`
+
     from packaging.utils import canonicalize_name
 
     importlib.invalidate_caches()

@@ -1,16 +1,16 @@
 """``ember plugins list|show|new`` and ``ember --version``: what is installed and what loads.
 
-Nothing here imports torch, so listing stays fast.
+Nothing here imports torch, so listing stays fast; what only one action needs (json, the
+scaffold's templates) is imported by that action.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from typing import Any
 
-from ember.cli import install, scaffold
+from ember.cli import install
 from ember.cli.common import FAILED, OK, USAGE, table
 from ember.core import discovery
 
@@ -29,6 +29,8 @@ def _exit_code(reports: list[discovery.PluginReport]) -> int:
 def _list(as_json: bool, tracebacks: bool) -> int:
     reports = _reports()
     if as_json:
+        import json
+
         print(json.dumps([r.to_json() for r in reports], indent=2))
         return _exit_code(reports)
     rows: list[tuple[str, ...]] = [("NAME", "STATUS", "SOURCE", "DISTRIBUTION", "HOOKS", "REASON")]
@@ -131,6 +133,12 @@ def _show(name: str) -> int:
     return FAILED if report.status in _BROKEN else OK
 
 
+def _new(arguments: Any) -> int:
+    from ember.cli import scaffold
+
+    return scaffold.new(arguments.name, arguments.directory)
+
+
 def register(commands: Any) -> None:
     """Add ``ember plugins ...`` to the top-level subcommands."""
     plugins = commands.add_parser("plugins", help="list, inspect or create plugins")
@@ -147,7 +155,7 @@ def register(commands: Any) -> None:
     new = actions.add_parser("new", help="scaffold a plugin package: pyproject, a Callback and its test")
     new.add_argument("name", help="the plugin's name; the package is ember-NAME")
     new.add_argument("--directory", default=".", help="where to create ember-NAME/ (default: here)")
-    new.set_defaults(run=lambda a: scaffold.new(a.name, a.directory))
+    new.set_defaults(run=_new)
     install.add(actions)
 
 

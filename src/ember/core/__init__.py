@@ -6,17 +6,11 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ember import _lazy
 
 _LIGHTNING_NAMES = {
-    "LightningDataModule": ("ember.core.datamodule", "DataModule"),
-    "LightningModule": ("ember.core.module", "Module"),
+    "LightningDataModule": "ember.core.datamodule:DataModule",
+    "LightningModule": "ember.core.module:Module",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LIGHTNING_NAMES:
-        raise AttributeError(f"module 'ember.core' has no attribute {name!r}")
-    module, attribute = _LIGHTNING_NAMES[name]
-    return getattr(import_module(module), attribute)
+__getattr__, __dir__ = _lazy.attributes(__name__, _LIGHTNING_NAMES, listed=_LIGHTNING_NAMES)

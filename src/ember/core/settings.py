@@ -158,14 +158,14 @@ def _list_setting(tool: Mapping[str, Any], key: str, pyproject: Path | None) -> 
 
 def _warn_unknown_keys(tool: Mapping[str, Any], pyproject: Path | None) -> None:
     """A typo such as ``disable_plugin`` would otherwise be ignored without a word."""
-    import difflib
-    import warnings
-
-    from ember.errors import EmberWarning
-
     for key, value in tool.items():
         if key in KNOWN_KEYS or isinstance(value, Mapping):
             continue
+        import difflib
+        import warnings
+
+        from ember.errors import EmberWarning
+
         close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys are {', '.join(sorted(KNOWN_KEYS))}"
         warnings.warn(f"[tool.ember] {key} in {pyproject} is not an ember setting; {hint}", EmberWarning, stacklevel=3)

@@ -29,8 +29,7 @@ Importing this package does not import torch; the names below load it on use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ember import _lazy
 
 __all__ = [
     "CrashAfter",
@@ -54,16 +53,4 @@ _LAZY = {
     "make_trainer": "ember.testing.models",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import the torch-backed helpers on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember.testing' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attributes(__name__, _LAZY, listed=__all__)

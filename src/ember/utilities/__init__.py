@@ -10,8 +10,7 @@ on first use, so ``import ember.utilities`` stays free of torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ember import _lazy
 
 #: Public name -> module under ember.utilities that defines it.
 HELPERS: dict[str, str] = {
@@ -60,20 +59,11 @@ MODULES = frozenset(
 
 __all__ = sorted(HELPERS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in MODULES:
-        return import_module(f"ember.utilities.{name}")
-    module = HELPERS.get(name)
-    if module is None:
-        raise AttributeError(
-            f"module 'ember.utilities' has no attribute {name!r}; it has {', '.join(__all__)} "
-            f"and the modules {', '.join(sorted(MODULES))} (docs/porting.md lists where Lightning's names live)"
-        )
-    value = getattr(import_module(f"ember.utilities.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | MODULES)
+__getattr__, __dir__ = _lazy.attributes(
+    __name__,
+    {name: f"ember.utilities.{module}" for name, module in HELPERS.items()},
+    submodules=MODULES,
+    listed=[*__all__, *MODULES],
+    hint=f"; it has {', '.join(__all__)} and the modules {', '.join(sorted(MODULES))} "
+    "(docs/porting.md lists where Lightning's names live)",
+)

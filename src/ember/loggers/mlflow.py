@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from ember.core.rank import rank_zero_only, rank_zero_warn
 from ember.errors import EmberWarning
@@ -193,6 +190,10 @@ class MLFlowLogger(UploadsCheckpoints, Logger):
         self._experiment.set_terminated(self._active_run(), _STATUS.get(status, status.upper()))
 
     def _upload_checkpoints(self) -> None:
+        import tempfile  # here, not at the top: `ember plugins list` imports this module (15 ms)
+
+        import yaml
+
         callback = self._models.checkpoint_callback
         for checkpoint in self._models.pending():
             folder = os.path.join(self._checkpoint_path_prefix, os.path.splitext(os.path.basename(checkpoint.path))[0])

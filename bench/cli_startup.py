@@ -133,7 +133,7 @@ def main() -> None:
     for name, samples in times.items():
         columns = [statistics.median(getattr(s, key) for s in samples) for key in ("wall", "cpu", "queued", "blocked")]
         print(f"{name:14} " + " ".join(f"{value:7.0f}" for value in columns))
-    reasons = watch.busy_reasons([], [])
+    reasons = watch.busy_reasons([], [], [])
     print(f"\nember fit minus the script, per round (budget {BUDGET_MS:.0f} ms):")
     for label, key, busy in (
         ("wall", "wall", bool(reasons)),

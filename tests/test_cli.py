@@ -19,12 +19,7 @@ from ember.hookspecs import TWO_WAY_HOOKS
 KEYS = {"name", "distribution", "version", "source", "status", "reason", "object", "hooks"}
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("EMBER_DISABLE_PLUGIN_AUTOLOAD", "EMBER_PLUGINS", "EMBER_DISABLE_PLUGINS", "EMBER_STRICT_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    discovery.clear_cache()
+pytestmark = pytest.mark.usefixtures("plugin_discovery_fresh")  # tests/conftest.py
 
 
 def listed(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, object]]]:

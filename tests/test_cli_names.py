@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 import ember
 from ember.cli import main
-from ember.core import discovery
 from ember.errors import PluginError
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("EMBER_DISABLE_PLUGIN_AUTOLOAD", "EMBER_PLUGINS", "EMBER_DISABLE_PLUGINS", "EMBER_STRICT_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    discovery.clear_cache()
+pytestmark = pytest.mark.usefixtures("plugin_discovery_fresh")  # tests/conftest.py
 
 
 def test_list_json_gives_each_entry_points_object_reference(capsys: pytest.CaptureFixture[str]) -> None:

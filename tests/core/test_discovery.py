@@ -28,19 +28,11 @@ from ember.errors import MisconfigurationError, PluginError, PluginWarning
 from ember.testing import TinyModel
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = ("EMBER_DISABLE_PLUGIN_AUTOLOAD", "EMBER_PLUGINS", "EMBER_DISABLE_PLUGINS", "EMBER_STRICT_PLUGINS")
 
 Install = Callable[..., None]
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    discovery.clear_cache()
-    yield
-    discovery.clear_cache()
+pytestmark = pytest.mark.usefixtures("plugin_discovery_fresh")  # tests/conftest.py
 
 
 @pytest.fixture

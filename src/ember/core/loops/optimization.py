@@ -104,13 +104,12 @@ class Optimization:
         return closure.outputs
 
     def _step_plainly(self, batch: Any, batch_idx: int) -> Any:
-        """What ``run`` does when the step needs no closure: the same calls and hooks, in the same order, inline.
+        """What ``run`` does when the step needs no closure: the same calls and hooks, in the same order, without it.
 
         training_step, on_before_zero_grad, the model's optimizer_zero_grad,
-        the loss check, on_before_backward, the model's backward,
-        on_after_backward, on_before_optimizer_step, ``optimizer.step()``: the
-        closure's layers this skips were a third of ember's own cost per step
-        on a small model.
+        the loss check, backward between its hooks, on_before_optimizer_step,
+        ``optimizer.step()``: the closure's layers this skips were a third of
+        ember's own cost per step on a small model.
         """
         trainer, module = self.trainer, self.module
         optimizer = trainer.optimizers[0]
@@ -118,7 +117,7 @@ class Optimization:
         output = self.training_step(batch, batch_idx)
         loss = output if type(output) is torch.Tensor else _loss_of(output)
         detached = loss.detach() if loss is not None else None
-        outputs = {"loss": detached} if type(output) is torch.Tensor else _outputs_of(output, detached)
+        outputs = _outputs_of(output, detached)
         if self._zero_grad_hooked:
             trainer._hook("on_before_zero_grad", optimizer=optimizer)
         trainer._fx = "optimizer_zero_grad"
@@ -126,16 +125,7 @@ class Optimization:
         if loss is not None:
             if not self._warned_non_finite and loss.is_cpu:
                 self.note_loss(detached)  # type: ignore[arg-type]
-            if self._backward_hooked:
-                trainer._hook("on_before_backward", loss=loss)
-            trainer._fx = "backward"
-            try:
-                module.backward(loss)  # type: ignore[union-attr]
-            except RuntimeError as error:  # another rank not answering in the gradient all-reduce: say which
-                trainer.strategy.collective_failed(trainer.strategy.backward_collective, error)
-                raise
-            if self._backward_hooked:
-                trainer._hook("on_after_backward")
+            self._backward_between_hooks(loss)
         if self._step_hooked:
             trainer._hook("on_before_optimizer_step", optimizer=optimizer)
         optimizer.step()
@@ -174,7 +164,7 @@ class Optimization:
 
         self._warned_non_finite = True
         warnings.warn(
-            f"the training loss is {loss.detach().float().mean().item()} at global_step={step} (epoch {epoch}); "
+            f"the training loss is {loss.float().mean().item()} at global_step={step} (epoch {epoch}); "
             "training goes on, but the weights may no longer be finite (warned once per fit)",
             EmberWarning,
             stacklevel=2,
@@ -190,9 +180,14 @@ class Optimization:
             loss = loss if replaced is None else replaced
         if self._gate_step is not None:
             self._loss = loss
+        self._backward_between_hooks(loss, *args, **kwargs)
+
+    def _backward_between_hooks(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """on_before_backward, the model's backward through precision, on_after_backward; the plain step's too."""
+        trainer = self.trainer
         hooked = self._backward_hooked
         if hooked:
-            self.trainer._hook("on_before_backward", loss=loss)
+            trainer._hook("on_before_backward", loss=loss)
         trainer._fx = "backward"
         try:
             trainer._precision.backward(loss, self.module, *args, **kwargs)
@@ -200,7 +195,7 @@ class Optimization:
             trainer.strategy.collective_failed(trainer.strategy.backward_collective, error)
             raise
         if hooked:
-            self.trainer._hook("on_after_backward")
+            trainer._hook("on_after_backward")
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any = None) -> Any:
         """What ``SteppingOptimizer.step`` does: precision-aware step, hooks, clipping; counts the step."""
@@ -289,6 +284,6 @@ def _outputs_of(output: Any, detached_loss: torch.Tensor | None) -> Any:
     """What on_train_batch_end receives: a dict with the detached loss, as Lightning passes it."""
     if detached_loss is None:
         return output
-    if type(output) is dict or (type(output) is not torch.Tensor and isinstance(output, Mapping)):
+    if type(output) is not torch.Tensor and isinstance(output, Mapping):  # a tensor skips the slower ABC check
         return {**output, "loss": detached_loss}
     return {"loss": detached_loss}

@@ -10,6 +10,7 @@ in a child process and hand rank 0's results back (see processes.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -318,6 +319,15 @@ class DDPStrategy(Strategy):
         if dist.is_initialized() and self.world_size > 1 and is_communication_failure(error):
             raise self._collective_error(what, error) from error
 
+    @contextlib.contextmanager
+    def _naming_failures(self, what: str) -> Iterator[None]:
+        """Around one of ember's collectives: a peer not answering in it becomes CollectiveTimeoutError."""
+        try:
+            yield
+        except RuntimeError as error:
+            self.collective_failed(what, error)
+            raise
+
     def _collective_error(self, what: str, error: BaseException) -> BaseException:
         self._interrupt.disarm()  # this thread is ending on its own error: the watchdog leaves it to
         return collective_error(what, self.global_rank, self.world_size, self.timeout, error, self._exit_codes)
@@ -328,11 +338,8 @@ class DDPStrategy(Strategy):
         if not dist.is_initialized():
             return obj
         holder = [obj]
-        try:
+        with self._naming_failures("trainer.strategy.broadcast"):
             dist.broadcast_object_list(holder, src=src)
-        except RuntimeError as error:
-            self.collective_failed("trainer.strategy.broadcast", error)
-            raise
         return holder[0]
 
     def reduce(self, tensor: torch.Tensor, reduce_op: str = "mean") -> torch.Tensor:
@@ -344,11 +351,8 @@ class DDPStrategy(Strategy):
         if reduce_op not in ops:
             raise MisconfigurationError(f"reduce_op={reduce_op!r}; accepted are {sorted(ops)}")
         result = tensor.detach().clone().float().to(self.root_device)
-        try:
+        with self._naming_failures("trainer.strategy.reduce"):
             dist.all_reduce(result, op=ops[reduce_op])
-        except RuntimeError as error:
-            self.collective_failed("trainer.strategy.reduce", error)
-            raise
         if reduce_op == "mean":
             result /= self.world_size
         return result
@@ -363,14 +367,11 @@ class DDPStrategy(Strategy):
         if not dist.is_initialized():
             return tensor
         tensor = tensor.to(self.root_device)
-        try:
+        with self._naming_failures("trainer.strategy.all_gather"):
             if sync_grads:
                 return torch.stack(dist.nn.functional.all_gather(tensor))  # type: ignore[attr-defined]
             gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
             dist.all_gather(gathered, tensor.contiguous())
-        except RuntimeError as error:
-            self.collective_failed("trainer.strategy.all_gather", error)
-            raise
         return torch.stack(gathered)
 
     # ------------------------------------------------------------ end of run

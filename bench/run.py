@@ -154,27 +154,25 @@ def training_rows(steps: dict[str, int], with_lightning: bool) -> list[Row]:
         ),
     ]
     if with_lightning:
-        lraw = INTERLEAVED
         rows += [
-            Row("lightning: everything optional off", "lightning", job("lightning", **tiny, **off), lraw),
-            Row("lightning: defaults", "lightning", job("lightning", **tiny, optional="defaults"), lraw),
-            Row("lightning: 10 callbacks", "lightning", job("lightning", **tiny, **off, callbacks=10), lraw),
+            Row("lightning: everything optional off", "lightning", job("lightning", **tiny, **off), raw),
+            Row("lightning: defaults", "lightning", job("lightning", **tiny, optional="defaults"), raw),
+            Row("lightning: 10 callbacks", "lightning", job("lightning", **tiny, **off, callbacks=10), raw),
             Row(
                 "lightning: self.log(prog_bar)",
                 "lightning",
                 job("lightning", **tiny, optional="defaults", log=True),
-                lraw,
+                raw,
             ),
         ]
-    mraw = INTERLEAVED
     rows += [
-        Row("mid-size: everything optional off", "mid", job("ember", **mid, **off), mraw),
-        Row("mid-size: defaults", "mid", job("ember", **mid, optional="defaults"), mraw),
+        Row("mid-size: everything optional off", "mid", job("ember", **mid, **off), raw),
+        Row("mid-size: defaults", "mid", job("ember", **mid, optional="defaults"), raw),
         Row(
             "mid-size: autoresume, default interval",
             "mid",
             job("ember", **mid, **off, autoresume=True),
-            mraw,
+            raw,
             1.02,
             missing=autoresume_missing(),
         ),

@@ -203,7 +203,7 @@ def test_the_readme_example_under_torchrun(tmp_path: Path) -> None:
 
 # ------------------------------------------------ ddp_spawn, ddp_fork: every rank a child
 CALLER_SCRIPT = """
-import json, os, sys
+import atexit, json, os, sys
 import torch
 import ember
 from ember.callbacks import ModelCheckpoint
@@ -225,6 +225,8 @@ class Counts(ember.Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self.marks, self.pid = len(MARKS), os.getpid()
+        mark = os.path.join(trainer.default_root_dir, f"atexit-{trainer.global_rank}")
+        atexit.register(lambda: open(mark, "w").close())  # a rank's exit handlers run when it ends
 
     def on_train_batch_end(self, *args):
         self.batches += 1
@@ -289,6 +291,9 @@ def test_every_rank_runs_in_a_child_and_the_caller_gets_the_results_back(
     assert outcome["val_loss"] > 0
     assert outcome["environ_unchanged"] and outcome["plain_module"]
     assert isinstance(torch.load(tmp_path / "model.pt", weights_only=False), torch.nn.Module)
+    # a spawned rank runs its exit handlers and ends before the interpreter's teardown; a forked one, like any
+    # multiprocessing fork child, ends without them
+    assert sorted(path.name for path in tmp_path.glob("atexit-*")) == (["atexit-0", "atexit-1"] if fresh else [])
 
 
 @pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp_fork"])

@@ -107,8 +107,9 @@ def _run_rank(env: dict[str, str], folder: str, work: tuple[Any, ...]) -> None:
     """A child's whole life: its rank's environment, the run, and rank 0's outcome written for the caller."""
     os.environ.update(env)
     rank = int(env["LOCAL_RANK"])
+    code, spawned = 0, len(work) == 3
     try:
-        if len(work) == 3:  # spawn: a fresh interpreter builds its own Trainer from the caller's arguments
+        if spawned:  # spawn: a fresh interpreter builds its own Trainer from the caller's arguments
             trainer_class, init_kwargs, args = work
             trainer = trainer_class(**init_kwargs)
             result = trainer._run_guarded(*args)
@@ -126,8 +127,28 @@ def _run_rank(env: dict[str, str], folder: str, work: tuple[Any, ...]) -> None:
         except Exception:  # noqa: BLE001 - an exception that does not pickle travels as its traceback
             payload = pickle.dumps((None, text))
         Path(folder, f"error-{rank}.pkl").write_bytes(payload)
+        code = 1
+    if spawned:
+        _end_child(code)
+    elif code:
         sys.stderr.flush()
-        raise SystemExit(1) from None
+        raise SystemExit(code)  # multiprocessing ends a forked child with os._exit, without the parent's exit handlers
+
+
+def _end_child(code: int) -> None:
+    """End a spawned rank's process now, its exit handlers run, rather than in the interpreter's own teardown.
+
+    A process group that DDP used outlives ``destroy_process_group`` (torch keeps it
+    alive), so gloo's threads still run while the interpreter is torn down, which can
+    abort the process (``terminate called without an active exception``) after a
+    finished run. A forked child ends this way anyway (multiprocessing's ``os._exit``).
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _outcome(trainer: Any, result: Any) -> dict[str, Any]:

@@ -128,6 +128,7 @@ class Stamps:
         self.paused: list[tuple[float, float]] = []  # raw-loop time before each stamp, running totals
         self.blocks: list[tuple[int, float, float]] = []  # (stamp index, wall, cpu) of each raw block
         self.start = time.perf_counter()
+        self.ended = False  # whether the last stamp marks the end of training rather than a step's start
         self.raw, self.block = raw, block
         # reading a multi-threaded process's CPU time (gloo's threads) can take a millisecond: wall only there
         self.cpu_clock = time.process_time if cpu else time.perf_counter
@@ -144,9 +145,10 @@ class Stamps:
         self.paused.append((wall_pause, cpu_pause))
         self.wall.append(time.perf_counter())
         self.cpu.append(self.cpu_clock())
+        self.ended = last
 
     def state(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in ("wall", "cpu", "paused", "blocks", "start")}
+        return {key: getattr(self, key) for key in ("wall", "cpu", "paused", "blocks", "start", "ended")}
 
     def load(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
@@ -154,14 +156,17 @@ class Stamps:
 
     def summary(self) -> dict[str, float]:
         warmup = min(WARMUP, len(self.wall) // 4)
-        steps = len(self.wall) - 1 - warmup
+        # a step runs from its start to the next one's: what follows the last step (the epoch's end, with its
+        # checkpoint and the loggers' flush) is a cost per epoch, not per step, and the raw loop has none
+        end = len(self.wall) - (2 if self.ended else 1)
+        steps = end - warmup
         paused = self.paused or [(0.0, 0.0)] * len(self.wall)
         result = {
-            "wall_us": (self.wall[-1] - self.wall[warmup] - paused[-1][0] + paused[warmup][0]) / steps * 1e6,
-            "cpu_us": (self.cpu[-1] - self.cpu[warmup] - paused[-1][1] + paused[warmup][1]) / steps * 1e6,
+            "wall_us": (self.wall[end] - self.wall[warmup] - paused[end][0] + paused[warmup][0]) / steps * 1e6,
+            "cpu_us": (self.cpu[end] - self.cpu[warmup] - paused[end][1] + paused[warmup][1]) / steps * 1e6,
             "first_step_ms": (self.wall[0] - self.start) * 1e3,
         }
-        counted = [(wall, cpu) for index, wall, cpu in self.blocks if index > warmup]
+        counted = [(wall, cpu) for index, wall, cpu in self.blocks if warmup < index <= end]
         if counted:
             raw_steps = len(counted) * self.block
             result["raw_wall_us"] = sum(wall for wall, _ in counted) / raw_steps * 1e6

@@ -40,6 +40,9 @@ def test_lightning_style_callbacks_bind_positionally(trainer_factory, tiny_model
         def on_train_batch_end(self, *args, **kwargs):
             seen.setdefault("batch_end", args)
 
+        def on_train_epoch_start(self, trainer, *rest):  # called as it is, every argument positional
+            seen["epoch_start"] = (trainer, rest)
+
         def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
             seen.setdefault("val_batch_end", dataloader_idx)
 
@@ -48,6 +51,7 @@ def test_lightning_style_callbacks_bind_positionally(trainer_factory, tiny_model
     assert seen["start"] == (trainer, tiny_model)
     assert len(seen["batch_end"]) == 5 and seen["batch_end"][0] is trainer and seen["batch_end"][4] == 0
     assert seen["val_batch_end"] == 0
+    assert seen["epoch_start"] == (trainer, (tiny_model,))
 
 
 def test_hookimpl_functions_take_any_subset_of_arguments(trainer_factory, tiny_model) -> None:

@@ -77,7 +77,7 @@ class PluginManager(pluggy.PluginManager):
         self._faces: dict[int, CallbackHooks] = {}
         self._origins: dict[str, str] = {}
         self._plain: set[str] = set()
-        self._inner_hookexec = self._call_implementations
+        self._inner_hookexec = self._own_hookexec = self._call_implementations
         #: Call ``*_end`` hooks and ``teardown`` in reverse registration order (``end_hooks = "reverse"``).
         self.reverse_end_hooks = False
         #: Whether any plugin registered so far declared an order: until then, sorting is all it takes.
@@ -125,6 +125,10 @@ class PluginManager(pluggy.PluginManager):
         callers = self.get_hookcallers(face) or []
         self._declared = self._declared or _declares_order(plugin, face, callers)
         for caller in callers:
+            if isinstance(face, CallbackHooks) and caller.name in face.star_args:
+                for impl in caller._hookimpls:  # pluggy saw no parameter names in ``*args``: it gets the spec's
+                    if impl.plugin is face:
+                        impl.argnames = face.star_args[caller.name]  # type: ignore[misc]
             self._arrange(caller)
             self._note_plain(caller)
         return registered
@@ -273,11 +277,15 @@ class PluginManager(pluggy.PluginManager):
         }
 
     def _direct(self, caller: pluggy.HookCaller) -> Callable[..., Any]:
-        name, implementations, execute = caller.name, caller.get_hookimpls, self._hookexec
+        """The hook's caller; unless hook calls are being monitored (tracing, the profiler), it skips pluggy's layers."""
+        name, execute, own = caller.name, self._hookexec, self._own_hookexec
+        implementations = caller._hookimpls  # pluggy changes this list in place, on (un)register and ordering
         firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
 
         def call(**kwargs: Any) -> Any:
-            return execute(name, implementations(), kwargs, firstresult)
+            if self._inner_hookexec is own:
+                return own(name, implementations[:], kwargs, firstresult)
+            return execute(name, implementations[:], kwargs, firstresult)
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -362,14 +370,16 @@ class CallbackHooks:
     """The face a Callback shows pluggy: one attribute per hook it overrides.
 
     Each attribute is either the callback's bound method, when its parameters
-    are exactly the spec's, or an adapter that passes the spec's arguments
-    positionally, as Lightning does.
+    are exactly the spec's or it takes them all by ``*args``, or an adapter
+    that passes the spec's arguments positionally, as Lightning does.
     """
 
     def __init__(self, callback: Callback, label: str, extra_hooks: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.callback = callback
         self.opts: dict[str, dict[str, Any]] = {}
         self.targets: dict[str, Callable[..., Any]] = {}
+        #: Hooks whose method is called as is although its parameters are ``*args``: the names to pass, by hook.
+        self.star_args: dict[str, tuple[str, ...]] = {}
         for hook_name in sorted(extra_hooks):  # two-way and plugin-declared hooks: @hookimpl methods, bound by name
             method = getattr(callback, hook_name, None)
             if method is not None and hasattr(method, _IMPL_ATTR):
@@ -383,7 +393,10 @@ class CallbackHooks:
             argnames = spec_argnames(hook_name)
             self.targets[hook_name] = function
             call = _mock_call if is_mock(callback) else _positional
-            setattr(self, hook_name, call(function, hook_name, argnames, label))
+            face = call(function, hook_name, argnames, label)
+            if face is function and _star_args(function):
+                self.star_args[hook_name] = argnames
+            setattr(self, hook_name, face)
             self.opts[hook_name] = _inherited_opts(callback, hook_name)
 
     def __repr__(self) -> str:
@@ -446,6 +459,8 @@ def _positional(
         return _adapter(argnames, len(argnames))(function)
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        if _star_args(function) and tuple(p.name for p in positional) == argnames[: len(positional)]:
+            return function  # e.g. ``def on_train_batch_end(self, trainer, *args)``: called with every argument
         return _adapter(argnames, len(argnames))(function)
     required = [p for p in positional if p.default is p.empty]
     if len(required) > len(argnames):
@@ -458,6 +473,16 @@ def _positional(
     if plain and tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
         return function
     return _adapter(argnames, min(len(positional), len(argnames)))(function)
+
+
+def _star_args(function: Callable[..., Any]) -> bool:
+    """Whether pluggy can call ``function`` itself, every argument positional: a Python function with ``*args``."""
+    if not (inspect.isfunction(function) or inspect.ismethod(function)):
+        return False
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.kind is p.VAR_POSITIONAL for p in parameters) and not any(
+        p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in parameters
+    )
 
 
 def _mock_call(function: Any, hook_name: str, argnames: tuple[str, ...], label: str) -> Callable[..., Any]:

@@ -121,10 +121,14 @@ class StepGuard:
         self.last_save = time.monotonic()
         self.collective = trainer.strategy.world_size > 1
         self._every, self._countdown, self._last_vote = 1, 1, time.monotonic()
+        #: One process saving on signals only: a step without a signal has nothing to do.
+        self._signals_only = not self.collective and self.every is None and self.interval is None
 
     def poll(self) -> None:
         """Called at a step boundary: saves and raises :class:`Preempted` when a rank saw a signal."""
         signalled = self.watch.received is not None
+        if self._signals_only and not signalled:
+            return
         due = self.interval is not None and time.monotonic() - self.last_save >= self.interval
         if self.collective:
             self._countdown -= 1

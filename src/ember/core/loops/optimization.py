@@ -11,6 +11,7 @@ backward and optimizer-step hooks still fire through ``manual_backward`` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,21 @@ class Optimization:
         self._replace_loss, self._gate_step = callers.get("ember_loss"), callers.get("ember_optimizer_step")
         # a plugin gating optimizer steps (ember_optimizer_step) decides what a non-finite loss means: no warning
         self._warned_non_finite = self._gate_step is not None
-        #: CPU losses not yet checked for NaN/inf, with their global_step and epoch: read together, every 32.
+        #: CPU losses not yet checked for NaN/inf, with their global_step and epoch: read together, every 64.
         self._unchecked: list[tuple[torch.Tensor, int, int]] = []
         #: The loss last backpropagated, kept for ember_optimizer_step only.
         self._loss: torch.Tensor | None = None
         self._autocast = trainer._precision.autocast_dtype is not None
+        from ember.core.precision import Precision
+
+        precision = trainer._precision
+        #: Neither the model nor the precision changes these calls: make them on the optimizer and loss directly.
+        self._plain_zero_grad = "optimizer_zero_grad" not in overrides
+        self._plain_backward = (
+            "backward" not in overrides and type(precision).backward is Precision.backward and precision.scaler is None
+        )
+        #: Whether anyone reads a training step's outputs (on_train_batch_end); set by the epoch loop.
+        self.outputs_wanted = True
         self._clip = trainer.gradient_clip_val is not None or "configure_gradient_clipping" in overrides
         if not self.automatic and trainer.gradient_clip_val is not None:
             raise MisconfigurationError(
@@ -111,20 +122,17 @@ class Optimization:
         ``optimizer.step()``: the closure's layers this skips were a third of
         ember's own cost per step on a small model.
         """
-        trainer, module = self.trainer, self.module
-        optimizer = trainer.optimizers[0]
+        trainer = self.trainer
+        optimizer = trainer.strategy.optimizers[0]
         trainer._fx = "training_step"
         output = self.training_step(batch, batch_idx)
         loss = output if type(output) is torch.Tensor else _loss_of(output)
-        detached = loss.detach() if loss is not None else None
-        outputs = _outputs_of(output, detached)
-        if self._zero_grad_hooked:
-            trainer._hook("on_before_zero_grad", optimizer=optimizer)
-        trainer._fx = "optimizer_zero_grad"
-        module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
+        # nobody reading the outputs, the loss is not detached: a detach costs more than the rest of this line
+        outputs = _outputs_of(output, loss.detach() if loss is not None else None) if self.outputs_wanted else None
+        self._zero_grad(optimizer, batch_idx)
         if loss is not None:
             if not self._warned_non_finite and loss.is_cpu:
-                self.note_loss(detached)  # type: ignore[arg-type]
+                self.note_loss(loss)  # its graph is freed by backward (no retain_graph here): keeping it is cheap
             self._backward_between_hooks(loss)
         if self._step_hooked:
             trainer._hook("on_before_optimizer_step", optimizer=optimizer)
@@ -134,27 +142,31 @@ class Optimization:
 
     # ------------------------------------------------- shared with manual mode
     def note_loss(self, loss: torch.Tensor) -> None:
-        """Keep a CPU loss for :meth:`check_finite`; reading 32 losses at once costs less than one read a step.
+        """Keep a CPU loss for :meth:`check_finite`; reading 64 losses at once costs less than one read a step.
 
         Only losses already on the CPU are noted: on an accelerator the read
-        would wait for the device, which the hot path must not do.
+        would wait for the device, which the hot path must not do. A loss whose
+        graph may still hold tensors (``retain_graph``) is noted detached.
         """
         progress = self.trainer.fit_progress
         self._unchecked.append((loss, progress.global_step, progress.epoch))
-        if len(self._unchecked) >= 32:
+        if len(self._unchecked) >= 64:
             self.check_finite()
 
     def check_finite(self) -> None:
-        """Warn once per fit when a noted loss is NaN or infinite, naming its step; called at every 32nd and epoch end."""
+        """Warn once per fit when a noted loss is NaN or infinite, naming its step; called at every 64th and epoch end."""
         noted, self._unchecked = self._unchecked, []
         if not noted or self._warned_non_finite:
             return
-        losses = [loss for loss, _, _ in noted]  # detached when noted
-        try:
-            finite = torch.isfinite(torch.stack(losses)).reshape(len(losses), -1).all(dim=1).tolist()
-        except RuntimeError:  # losses of different shapes or dtypes: one by one
+        losses = [loss for loss, _, _ in noted]
+        with torch.no_grad():
+            try:  # NaN and inf carry into the sum: one read for all, and only a non-finite sum is looked into
+                if math.isfinite(torch.stack(losses).sum().item()):
+                    return
+            except RuntimeError:  # losses of different shapes or dtypes
+                pass
             finite = [bool(torch.isfinite(loss).all()) for loss in losses]
-        if all(finite):
+        if all(finite):  # finite values whose sum overflowed
             return
         first = finite.index(False)
         loss, step, epoch = noted[first]
@@ -190,7 +202,10 @@ class Optimization:
             trainer._hook("on_before_backward", loss=loss)
         trainer._fx = "backward"
         try:
-            trainer._precision.backward(loss, self.module, *args, **kwargs)
+            if self._plain_backward:
+                loss.backward(*args, **kwargs)
+            else:
+                trainer._precision.backward(loss, self.module, *args, **kwargs)
         except RuntimeError as error:  # another rank not answering in the gradient all-reduce: say which
             trainer.strategy.collective_failed(trainer.strategy.backward_collective, error)
             raise
@@ -221,13 +236,16 @@ class Optimization:
             return False if decision is False else None
         return None
 
-    def zero_grad(self, batch_idx: int) -> None:
+    def _zero_grad(self, optimizer: torch.optim.Optimizer, batch_idx: int) -> None:
+        """on_before_zero_grad, then the model's optimizer_zero_grad (``optimizer.zero_grad()`` unless overridden)."""
         trainer = self.trainer
-        optimizer = trainer.optimizers[0]
         if self._zero_grad_hooked:
-            self.trainer._hook("on_before_zero_grad", optimizer=optimizer)
+            trainer._hook("on_before_zero_grad", optimizer=optimizer)
         trainer._fx = "optimizer_zero_grad"
-        self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
+        if self._plain_zero_grad:
+            optimizer.zero_grad()
+        else:
+            self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
 
 
 class _Closure:
@@ -256,7 +274,7 @@ class _Closure:
         detached = loss.detach() if loss is not None else None
         self.outputs = _outputs_of(output, detached)
         if self.zero_grad:
-            optimization.zero_grad(self.batch_idx)
+            optimization._zero_grad(trainer.optimizers[0], self.batch_idx)
         if loss is None:
             return None
         accumulate = trainer.accumulate_grad_batches

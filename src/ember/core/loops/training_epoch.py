@@ -43,6 +43,7 @@ class TrainingEpoch:
             with_batch_idx(module.on_train_batch_end, leading=2) if "on_train_batch_end" in overrides else None  # type: ignore[union-attr]
         )
         self._replace_batch = trainer._callers.get("ember_train_batch")
+        self.optimization.outputs_wanted = self._batch_end is not None or self._module_batch_end is not None
         late = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls() if impl.trylast}
         everyone = {impl.plugin for impl in manager.hook.on_train_epoch_end.get_hookimpls()}
         self._epoch_end_early = manager.subset_hook_caller("on_train_epoch_end", late)

@@ -21,7 +21,9 @@ from ember.errors import MisconfigurationError
 
 #: The step methods that run a forward pass and so must gather the root's parameters when called.
 _STEP_METHODS = ("training_step", "validation_step", "test_step", "predict_step")
-_SHARDING = {"FULL_SHARD": True, "SHARD_GRAD_OP": False}
+#: fully_shard's reshard_after_forward for each of Lightning's strategy names. FULL_SHARD frees the gathered
+#: weights after forward except the root's, which backward needs at once (as FSDP1 and fully_shard's default do).
+_SHARDING = {"FULL_SHARD": None, "SHARD_GRAD_OP": False}
 _STATE_DICT_TYPES = ("sharded", "full")
 
 Policy = set[type[torch.nn.Module]] | Callable[[torch.nn.Module], bool] | None
@@ -37,8 +39,8 @@ class FSDPStrategy(DDPStrategy):
     :param cpu_offload: keep sharded parameters, gradients and optimizer state in CPU memory.
     :param mixed_precision: a ``torch.distributed.fsdp.MixedPrecisionPolicy`` overriding the one
         the Trainer's ``precision`` implies.
-    :param sharding_strategy: ``"FULL_SHARD"`` (free full parameters after forward) or
-        ``"SHARD_GRAD_OP"`` (keep them until backward).
+    :param sharding_strategy: ``"FULL_SHARD"`` (free full parameters after forward, but the root
+        module's, which backward gathers first) or ``"SHARD_GRAD_OP"`` (keep them all until backward).
     :param state_dict_type: ``"sharded"`` (a folder that every rank writes) or ``"full"``
         (one ordinary file written by rank 0).
     :param timeout: how long a rank waits for the others in a collective (see DDPStrategy).

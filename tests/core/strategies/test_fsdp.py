@@ -177,3 +177,57 @@ def test_activation_checkpointing_and_cpu_offload_leave_the_results_unchanged(
 ) -> None:
     root = trained(tmp_path, **{**TWO_RANKS, "strategy": "fsdp_recompute_offload"})
     assert largest_difference(weights(root), weights(one_process)) <= 1e-6
+
+
+RESHARD_PROGRAM = """
+import json, sys
+import torch
+import ember
+from torch.distributed.tensor import DTensor
+from ember.strategies import FSDPStrategy
+
+
+class Model(ember.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(4))  # the root module's own parameter
+        self.layer = torch.nn.Linear(4, 1)  # sharded on its own by the policy
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x * self.scale), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class Seen(ember.Callback):
+    def on_before_backward(self, trainer, pl_module, loss):  # after forward, before backward
+        self.sharded = {"root": isinstance(pl_module.scale, DTensor), "child": isinstance(pl_module.layer.weight, DTensor)}
+
+
+seen = Seen()
+data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randn(8, 1))
+strategy = FSDPStrategy(sharding_strategy=sys.argv[1], auto_wrap_policy={torch.nn.Linear})
+trainer = ember.Trainer(strategy=strategy, accelerator="cpu", devices=1, max_steps=2, callbacks=[seen],
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(Model(), torch.utils.data.DataLoader(data, batch_size=4))
+print(json.dumps(seen.sharded))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sharding_strategy", "expected"),
+    [("FULL_SHARD", {"root": False, "child": True}), ("SHARD_GRAD_OP", {"root": False, "child": False})],
+)
+def test_full_shard_frees_gathered_weights_after_forward_except_the_roots(
+    tmp_path: Path, sharding_strategy: str, expected: dict
+) -> None:
+    """Between forward and backward: sharded again (DTensor) or still gathered; the root keeps its weights."""
+    script = tmp_path / "reshard.py"
+    script.write_text(RESHARD_PROGRAM)
+    done = subprocess.run(
+        [sys.executable, str(script), sharding_strategy], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected

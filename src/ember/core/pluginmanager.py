@@ -77,7 +77,7 @@ class PluginManager(pluggy.PluginManager):
         self._faces: dict[int, CallbackHooks] = {}
         self._origins: dict[str, str] = {}
         self._plain: set[str] = set()
-        self._inner_hookexec = self._own_hookexec = self._call_implementations
+        self._inner_hookexec = self._call_implementations
         #: Call ``*_end`` hooks and ``teardown`` in reverse registration order (``end_hooks = "reverse"``).
         self.reverse_end_hooks = False
         #: Whether any plugin registered so far declared an order: until then, sorting is all it takes.
@@ -125,10 +125,10 @@ class PluginManager(pluggy.PluginManager):
         callers = self.get_hookcallers(face) or []
         self._declared = self._declared or _declares_order(plugin, face, callers)
         for caller in callers:
-            if isinstance(face, CallbackHooks) and caller.name in face.star_args:
-                for impl in caller._hookimpls:  # pluggy saw no parameter names in ``*args``: it gets the spec's
-                    if impl.plugin is face:
-                        impl.argnames = face.star_args[caller.name]  # type: ignore[misc]
+            if isinstance(face, CallbackHooks) and caller.name in HOOK_NAMES:
+                for impl in caller._hookimpls:  # a method called as is gets every argument (pluggy sees none in *args)
+                    if impl.plugin is face and impl.function is face.targets[caller.name]:
+                        impl.argnames = spec_argnames(caller.name)  # type: ignore[misc]
             self._arrange(caller)
             self._note_plain(caller)
         return registered
@@ -277,15 +277,14 @@ class PluginManager(pluggy.PluginManager):
         }
 
     def _direct(self, caller: pluggy.HookCaller) -> Callable[..., Any]:
-        """The hook's caller; unless hook calls are being monitored (tracing, the profiler), it skips pluggy's layers."""
-        name, execute, own = caller.name, self._hookexec, self._own_hookexec
+        """The hook's caller: straight to the call loop pluggy's ``_hookexec`` would reach (hook-call monitoring,
+        as ``trace_calls`` uses it, replaces that loop, so it still sees every call)."""
+        name = caller.name
         implementations = caller._hookimpls  # pluggy changes this list in place, on (un)register and ordering
         firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
 
         def call(**kwargs: Any) -> Any:
-            if self._inner_hookexec is own:
-                return own(name, implementations[:], kwargs, firstresult)
-            return execute(name, implementations[:], kwargs, firstresult)
+            return self._inner_hookexec(name, implementations[:], kwargs, firstresult)
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -370,16 +369,15 @@ class CallbackHooks:
     """The face a Callback shows pluggy: one attribute per hook it overrides.
 
     Each attribute is either the callback's bound method, when its parameters
-    are exactly the spec's or it takes them all by ``*args``, or an adapter
-    that passes the spec's arguments positionally, as Lightning does.
+    are exactly the spec's or it takes them all by ``*args`` (the plugin
+    manager then passes it every argument), or an adapter that passes the
+    spec's arguments positionally, as Lightning does.
     """
 
     def __init__(self, callback: Callback, label: str, extra_hooks: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.callback = callback
         self.opts: dict[str, dict[str, Any]] = {}
         self.targets: dict[str, Callable[..., Any]] = {}
-        #: Hooks whose method is called as is although its parameters are ``*args``: the names to pass, by hook.
-        self.star_args: dict[str, tuple[str, ...]] = {}
         for hook_name in sorted(extra_hooks):  # two-way and plugin-declared hooks: @hookimpl methods, bound by name
             method = getattr(callback, hook_name, None)
             if method is not None and hasattr(method, _IMPL_ATTR):
@@ -393,10 +391,7 @@ class CallbackHooks:
             argnames = spec_argnames(hook_name)
             self.targets[hook_name] = function
             call = _mock_call if is_mock(callback) else _positional
-            face = call(function, hook_name, argnames, label)
-            if face is function and _star_args(function):
-                self.star_args[hook_name] = argnames
-            setattr(self, hook_name, face)
+            setattr(self, hook_name, call(function, hook_name, argnames, label))
             self.opts[hook_name] = _inherited_opts(callback, hook_name)
 
     def __repr__(self) -> str:
@@ -458,8 +453,10 @@ def _positional(
     except (TypeError, ValueError):  # a builtin or C callable: pass everything
         return _adapter(argnames, len(argnames))(function)
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    plain = inspect.isfunction(function) or inspect.ismethod(function)  # pluggy binds only these
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        if _star_args(function) and tuple(p.name for p in positional) == argnames[: len(positional)]:
+        keyword_only = any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in parameters)
+        if plain and not keyword_only and tuple(p.name for p in positional) == argnames[: len(positional)]:
             return function  # e.g. ``def on_train_batch_end(self, trainer, *args)``: called with every argument
         return _adapter(argnames, len(argnames))(function)
     required = [p for p in positional if p.default is p.empty]
@@ -469,20 +466,9 @@ def _positional(
             f"({', '.join(p.name for p in required)}) but the hook passes {len(argnames)}: "
             f"({', '.join(argnames)})"
         )
-    plain = inspect.isfunction(function) or inspect.ismethod(function)  # pluggy binds only these
     if plain and tuple(p.name for p in positional) == argnames and len(required) == len(argnames):
         return function
     return _adapter(argnames, min(len(positional), len(argnames)))(function)
-
-
-def _star_args(function: Callable[..., Any]) -> bool:
-    """Whether pluggy can call ``function`` itself, every argument positional: a Python function with ``*args``."""
-    if not (inspect.isfunction(function) or inspect.ismethod(function)):
-        return False
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.kind is p.VAR_POSITIONAL for p in parameters) and not any(
-        p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in parameters
-    )
 
 
 def _mock_call(function: Any, hook_name: str, argnames: tuple[str, ...], label: str) -> Callable[..., Any]:

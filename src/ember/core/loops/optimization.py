@@ -46,10 +46,10 @@ class Optimization:
         self._unchecked: list[tuple[torch.Tensor, int, int]] = []
         #: The loss last backpropagated, kept for ember_optimizer_step only.
         self._loss: torch.Tensor | None = None
-        self._autocast = trainer._precision.autocast_dtype is not None
-        from ember.core.precision import Precision
+        from ember.core.precision import Precision, _closure_runs_once
 
         precision = trainer._precision
+        self._autocast = precision.autocast_dtype is not None
         #: Neither the model nor the precision changes these calls: make them on the optimizer and loss directly.
         self._plain_zero_grad = "optimizer_zero_grad" not in overrides
         self._plain_backward = (
@@ -70,14 +70,12 @@ class Optimization:
         )
         #: Whether the last training step ended an accumulation window.
         self.stepped = False
-        from ember.core.precision import _closure_runs_once
-
         plain = (
             self.automatic
             and not (self._own_optimizer_step or self._clip or self._autocast)
             and self._replace_loss is None
             and self._gate_step is None
-            and trainer._precision.scaler is None
+            and precision.scaler is None
             and len(trainer.optimizers) == 1
             and _closure_runs_once(trainer.optimizers[0])
         )

@@ -175,3 +175,47 @@ def test_the_plain_step_gives_the_same_weights_as_the_closure_path(trainer_facto
     (steps, plain), (hooked_steps, hooked) = results
     assert steps == hooked_steps == 16
     assert all(torch.equal(a, b) for a, b in zip(plain, hooked))
+
+
+class GradsAtTrainingStep(TinyModel):
+    """Notes, at each training_step, whether the parameters still hold the last step's gradients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale = []
+
+    def training_step(self, batch, batch_idx):
+        self.stale.append(all(p.grad is not None for p in self.parameters()))
+        return super().training_step(batch, batch_idx)
+
+    def on_before_backward(self, loss):
+        assert all(p.grad is None for p in self.parameters())  # cleared before backward, as zero_grad() does
+
+
+def test_gradients_are_cleared_after_training_step_as_zero_grad_clears_them(trainer_factory) -> None:
+    model = GradsAtTrainingStep()
+    trainer_factory(max_epochs=1, limit_train_batches=3).fit(model)
+    # Lightning's order: training_step still sees the previous step's gradients; zero_grad comes after it
+    assert model.stale == [False, True, True]
+
+
+def test_an_optimizer_with_its_own_zero_grad_gets_it_called(trainer_factory) -> None:
+    calls = []
+
+    class MySGD(torch.optim.SGD):
+        def zero_grad(self, set_to_none=True):
+            calls.append(set_to_none)
+            super().zero_grad(set_to_none)
+
+    trainer_factory(max_epochs=1, limit_train_batches=2).fit(model_returning(lambda m: MySGD(m.parameters(), lr=0.1)))
+    assert calls == [True, True]
+
+
+def test_a_running_profiler_sees_zero_grad_s_range(trainer_factory) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer = trainer_factory(max_epochs=1, limit_train_batches=2)
+    with profile(activities=[ProfilerActivity.CPU]) as recorded:
+        trainer.fit(model_returning(sgd))
+    names = [event.name for event in recorded.events()]
+    assert names.count("Optimizer.zero_grad#SGD.zero_grad") == 2

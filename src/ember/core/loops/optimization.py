@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ember.core.optimizers import SteppingOptimizer
+from ember.core.optimizers import SteppingOptimizer, clear_gradients
 from ember.core.signatures import with_batch_idx
 from ember.errors import MisconfigurationError
 
@@ -241,7 +241,7 @@ class Optimization:
             trainer._hook("on_before_zero_grad", optimizer=optimizer)
         trainer._fx = "optimizer_zero_grad"
         if self._plain_zero_grad:
-            optimizer.zero_grad()
+            clear_gradients(optimizer)
         else:
             self.module.optimizer_zero_grad(trainer.fit_progress.epoch, batch_idx, optimizer)  # type: ignore[union-attr]
 

@@ -218,3 +218,70 @@ def test_the_short_call_path_returns_what_pluggy_returns() -> None:
     assert manager.callers()["state_dict"]() == [{"v": 1}, {"v": 2}]
     assert "state_dict" in manager._plain and "on_fit_end" not in manager._plain  # defaults take pluggy's path
     assert manager.hook.on_fit_end(trainer=None, pl_module=None) == ["defaulted"]
+
+
+class Notes:
+    """A hookimpl plugin taking a subset of on_before_backward's arguments; answers with its label."""
+
+    def __init__(self, label, answer=True):
+        self.label, self.answer, self.seen = label, answer, []
+
+    @ember.hookimpl
+    def on_before_backward(self, loss):
+        self.seen.append(loss)
+        return self.label if self.answer else None
+
+
+def test_a_written_caller_passes_each_its_arguments_and_combines_results_as_pluggy() -> None:
+    manager = PluginManager()
+    first, silent, last = Notes("first"), Notes("silent", answer=False), Notes("last")
+    for plugin in (first, silent, last):
+        manager.register(plugin)
+    caller = manager.callers()["on_before_backward"]
+    assert caller.__code__.co_filename == "<ember hook on_before_backward>"  # written out, not pluggy's loop
+    assert caller(trainer=None, pl_module=None, loss=3) == ["first", "last"]
+    assert manager.hook.on_before_backward(trainer=None, pl_module=None, loss=3) == ["first", "last"]
+    assert first.seen == silent.seen == last.seen == [3, 3]
+
+
+def test_a_firstresult_hook_s_written_caller_stops_at_the_first_answer() -> None:
+    class Replaces:
+        def __init__(self, answer):
+            self.answer, self.calls = answer, 0
+
+        @ember.hookimpl
+        def ember_loss(self, loss):
+            self.calls += 1
+            return self.answer
+
+    manager = PluginManager()
+    plugins = [Replaces(None), Replaces("second"), Replaces("third")]
+    for plugin in plugins:
+        manager.register(plugin)
+    assert manager.callers()["ember_loss"](trainer=None, pl_module=None, loss=1) == "second"
+    assert [plugin.calls for plugin in plugins] == [1, 1, 0]
+
+
+def test_a_caller_built_before_a_registration_calls_the_new_plugin_too() -> None:
+    manager = PluginManager()
+    before = Notes("before")
+    manager.register(before)
+    caller = manager.callers()["on_before_backward"]
+    manager.register(Notes("after"))
+    assert caller(trainer=None, pl_module=None, loss=1) == ["before", "after"]
+    manager.unregister(before)
+    assert caller(trainer=None, pl_module=None, loss=2) == ["after"]
+
+
+def test_hook_call_monitoring_added_after_the_callers_were_built_sees_their_calls() -> None:
+    manager = PluginManager()
+    manager.register(Notes("only"))
+    caller = manager.callers()["on_before_backward"]
+    seen = []
+    undo = manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: seen.append((name, kwargs["loss"])), lambda *a: None
+    )
+    caller(trainer=None, pl_module=None, loss=5)
+    undo()
+    caller(trainer=None, pl_module=None, loss=6)
+    assert seen == [("on_before_backward", 5)]

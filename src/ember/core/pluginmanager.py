@@ -32,6 +32,7 @@ from pluggy._callers import _multicall
 
 from ember import hookspecs
 from ember.callback import Callback
+from ember.core.hook_callers import written_caller
 from ember.core.ordering import Node, declaration, resolve
 from ember.errors import PluginError
 from ember.markers import ORDER_ATTR, PROJECT_NAME, Order
@@ -82,6 +83,8 @@ class PluginManager(pluggy.PluginManager):
         self.reverse_end_hooks = False
         #: Whether any plugin registered so far declared an order: until then, sorting is all it takes.
         self._declared = False
+        #: Changes to what a hook call does (registrations, monitoring): a caller written before one is outdated.
+        self._generation = 0
 
     # ---------------------------------------------------------- registration
     def add_hookspecs(self, module_or_class: types.ModuleType | type, origin: str | None = None) -> None:
@@ -131,6 +134,7 @@ class PluginManager(pluggy.PluginManager):
                         impl.argnames = spec_argnames(caller.name)  # type: ignore[misc]
             self._arrange(caller)
             self._note_plain(caller)
+        self._generation += 1
         return registered
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
@@ -138,6 +142,7 @@ class PluginManager(pluggy.PluginManager):
         if plugin is not None:
             plugin = self._faces.pop(id(plugin), plugin)
         removed = super().unregister(plugin=plugin, name=name)
+        self._generation += 1
         for hook_name in self.hook_names:
             self._note_plain(getattr(self.hook, hook_name))
         if isinstance(removed, CallbackHooks):
@@ -151,6 +156,17 @@ class PluginManager(pluggy.PluginManager):
         return super().parse_hookimpl_opts(plugin, name)
 
     # ------------------------------------------------------------------ calls
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
+        """pluggy's hook-call monitoring; written callers step aside for it while it is on."""
+        undo_monitoring = super().add_hookcall_monitoring(before, after)
+        self._generation += 1
+
+        def undo() -> None:
+            undo_monitoring()
+            self._generation += 1
+
+        return undo
+
     def _note_plain(self, caller: pluggy.HookCaller) -> None:
         """Remember whether a hook has only plain implementations (no wrappers, no defaulted arguments)."""
         impls = caller.get_hookimpls()
@@ -277,8 +293,9 @@ class PluginManager(pluggy.PluginManager):
         }
 
     def _direct(self, caller: pluggy.HookCaller) -> Callable[..., Any]:
-        """The hook's caller: straight to the call loop pluggy's ``_hookexec`` would reach (hook-call monitoring,
-        as ``trace_calls`` uses it, replaces that loop, so it still sees every call)."""
+        """The hook's caller: its calls written out (:mod:`ember.core.hook_callers`) when every implementation is
+        plain, else straight to the call loop pluggy's ``_hookexec`` would reach (hook-call monitoring, as
+        ``trace_calls`` uses it, replaces that loop, so it still sees every call)."""
         name = caller.name
         implementations = caller._hookimpls  # pluggy changes this list in place, on (un)register and ordering
         firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
@@ -287,7 +304,11 @@ class PluginManager(pluggy.PluginManager):
             return self._inner_hookexec(name, implementations[:], kwargs, firstresult)
 
         call.__name__ = call.__qualname__ = name
-        return call
+        monitored = self._inner_hookexec != self._call_implementations
+        if monitored or name not in self._plain or caller.spec is None or caller.is_historic():
+            return call
+        in_order = list(reversed(implementations))
+        return written_caller(name, caller.spec.argnames, in_order, firstresult, self, call) or call
 
     def implementations(self, hook_name: str) -> Iterator[tuple[str, object, Callable[..., Any]]]:
         """``(plugin name, plugin, function)`` for each implementation of a hook, in call order."""

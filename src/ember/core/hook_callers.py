@@ -32,8 +32,11 @@ from typing import Any, Protocol
 
 
 class _Implementation(Protocol):
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
+    @property
+    def function(self) -> Callable[..., Any]: ...
+
+    @property
+    def argnames(self) -> tuple[str, ...]: ...
 
 
 def written_caller(

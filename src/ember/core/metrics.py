@@ -331,12 +331,14 @@ def _as_number(value: torch.Tensor) -> float:
 
 def _to_scalar_tensor(name: str, value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
+        detached = value.detach()
+        if detached.dim() == 0:  # a single value: no need to count its elements
+            return detached
         if value.numel() != 1:
             raise MisconfigurationError(
                 f"self.log({name!r}) got a tensor of shape {tuple(value.shape)}; only single values can be logged"
             )
-        detached = value.detach()
-        return detached if detached.dim() == 0 else detached.reshape(())  # reshape costs ~5 µs even when a no-op
+        return detached.reshape(())  # reshape costs ~5 µs even when a no-op
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value))
     raise MisconfigurationError(

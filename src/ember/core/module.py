@@ -192,18 +192,18 @@ class Module(ModuleHooks, HyperparametersMixin, torch.nn.Module):
                 f"self.log({name!r}) was called without a Trainer; nothing was logged", EmberWarning, stacklevel=2
             )
             return
-        trainer._metrics.log(
+        trainer._metrics.log(  # positionally: this runs every step, and keywords cost a little more to pass
             trainer._fx,
             name,
             value,
-            prog_bar=prog_bar,
-            logger=logger,
-            on_step=on_step,
-            on_epoch=on_epoch,
-            reduce_fx=reduce_fx,
-            sync_dist=sync_dist and not rank_zero_only,
-            batch_size=batch_size,
-            add_dataloader_idx=add_dataloader_idx,
+            prog_bar,
+            logger,
+            on_step,
+            on_epoch,
+            reduce_fx,
+            sync_dist and not rank_zero_only,
+            batch_size,
+            add_dataloader_idx,
         )
 
     def log_dict(self, dictionary: Mapping[str, Any], **kwargs: Any) -> None:

@@ -90,3 +90,13 @@ def test_a_configuration_runs_with_its_raw_loop_interleaved_and_reports_both() -
     assert result["cpu_us"] > 0 and result["raw_cpu_us"] > 0 and result["raw_wall_us"] > 0
     alone = workload.run_job("raw", {"model": "tiny", "steps": 150})
     assert "raw_cpu_us" not in alone
+
+
+
+def test_the_raw_loop_that_clears_gradients_as_ember_does_is_timed_against_the_plain_one() -> None:
+    import torch
+    import workload
+
+    torch.set_num_threads(1)
+    result = workload.run_job("raw", {"model": "tiny", "steps": 150, "interleaved": True, "clear": True})
+    assert result["cpu_us"] > 0 and result["raw_cpu_us"] > 0 and result["raw_wall_us"] > 0

@@ -219,3 +219,16 @@ def test_a_running_profiler_sees_zero_grad_s_range(trainer_factory) -> None:
         trainer.fit(model_returning(sgd))
     names = [event.name for event in recorded.events()]
     assert names.count("Optimizer.zero_grad#SGD.zero_grad") == 2
+
+
+def test_a_zero_grad_patched_onto_torch_s_optimizer_is_called(trainer_factory, monkeypatch) -> None:
+    calls = []
+    original = torch.optim.Optimizer.zero_grad
+
+    def counting(self, set_to_none=True):
+        calls.append(type(self).__name__)
+        original(self, set_to_none)
+
+    monkeypatch.setattr(torch.optim.Optimizer, "zero_grad", counting)
+    trainer_factory(max_epochs=1, limit_train_batches=2).fit(model_returning(sgd))
+    assert calls == ["SGD", "SGD"]

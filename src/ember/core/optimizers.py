@@ -121,7 +121,17 @@ def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
             parameter.grad = None
 
 
-_TORCH_ZERO_GRAD = torch.optim.Optimizer.zero_grad
+def _torch_zero_grad() -> object:
+    """torch's own ``Optimizer.zero_grad``; None when something replaced it before ember was imported."""
+    function = torch.optim.Optimizer.zero_grad
+    own = (
+        getattr(function, "__module__", None) == "torch.optim.optimizer"
+        and function.__qualname__ == "Optimizer.zero_grad"
+    )
+    return function if own else None
+
+
+_TORCH_ZERO_GRAD = _torch_zero_grad()
 _profiling = torch.autograd._profiler_enabled
 
 

@@ -92,7 +92,6 @@ def test_a_configuration_runs_with_its_raw_loop_interleaved_and_reports_both() -
     assert "raw_cpu_us" not in alone
 
 
-
 def test_the_raw_loop_that_clears_gradients_as_ember_does_is_timed_against_the_plain_one() -> None:
     import torch
     import workload

@@ -13,11 +13,11 @@ Nothing is written to disk.
 from __future__ import annotations
 
 import gc
-import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ember.core.module import Module
     from ember.core.trainer import Trainer
 
-log = logging.getLogger(__name__)
 
 _OOM_MESSAGES = (
     "CUDA out of memory.",
@@ -131,7 +130,7 @@ class BatchSizeFinder(Callback):
                 size = search.binsearch(self._init_val, self._max_trials, self._margin)
         finally:
             snapshot.restore()
-        log.info("BatchSizeFinder: fit continues with batch size %d", size)
+        info("BatchSizeFinder: fit continues with batch size %d", size, name=__name__)
         self.optimal_batch_size = size
 
 
@@ -166,10 +165,10 @@ class _Search:
             out_of_memory = True
         _free_memory(self.trainer)
         if out_of_memory:
-            log.info("BatchSizeFinder: batch size %d ran out of memory", size)
+            info("BatchSizeFinder: batch size %d ran out of memory", size, name=__name__)
             return False
         self.dataset_length = _dataset_length(loaders)
-        log.info("BatchSizeFinder: batch size %d fits", size)
+        info("BatchSizeFinder: batch size %d fits", size, name=__name__)
         return True
 
     def can_grow(self, size: int) -> bool:
@@ -217,7 +216,13 @@ class _Search:
         if margin > 0:
             reduced = max(1, int(size * (1 - margin)))
             if reduced != size:
-                log.info("BatchSizeFinder: margin %.1f%% takes batch size %d to %d", margin * 100, size, reduced)
+                info(
+                    "BatchSizeFinder: margin %.1f%% takes batch size %d to %d",
+                    margin * 100,
+                    size,
+                    reduced,
+                    name=__name__,
+                )
                 size = reduced
         return self.set(size)
 

@@ -12,12 +12,12 @@ optimizer's param groups, when ``update_attr`` is on.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from ember.callback import Callback
+from ember.core.messages import info
 from ember.errors import EmberWarning, MisconfigurationError
 from ember.markers import hookimpl
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ember.core.module import Module
     from ember.core.trainer import Trainer
 
-log = logging.getLogger(__name__)
 
 _PLOT_EXTRA = 'pip install "ember[plot]"'
 
@@ -192,7 +191,7 @@ class LearningRateFinder(Callback):
         finally:
             snapshot.restore()
         if len(recorder.losses) < self._num_training_steps:
-            log.info("LearningRateFinder stopped after %d steps: the loss diverged", len(recorder.losses))
+            info("LearningRateFinder stopped after %d steps: the loss diverged", len(recorder.losses), name=__name__)
         result.results = trainer.strategy.broadcast({"lr": recorder.lrs, "loss": recorder.losses})
         self.optimal_lr = result
         if attr_name:
@@ -202,7 +201,7 @@ class LearningRateFinder(Callback):
                 for optimizer in trainer.optimizers:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                log.info("LearningRateFinder set the learning rate to %s", lr)
+                info("LearningRateFinder set the learning rate to %s", lr, name=__name__)
 
 
 class _LossRecorder(Callback):

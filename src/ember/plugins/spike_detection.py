@@ -12,7 +12,6 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import deque
@@ -159,6 +158,8 @@ class SpikeDetection(Callback):
         if trainer.is_global_zero:
             path = Path(str(self.exclude_batches_path))
             path.parent.mkdir(parents=True, exist_ok=True)
+            import json
+
             path.write_text(json.dumps(self.bad_batches, indent=4))
         raise TrainingSpikeException(batch_idx=batch_idx)
 

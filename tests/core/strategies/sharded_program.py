@@ -240,3 +240,9 @@ def bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 if __name__ == "__main__":
     main(sys.argv[1], json.loads(sys.argv[2]))
+    # Every rank (the ones ember starts re-run this script) ends here once its results are written, without the
+    # interpreter's teardown: there, torch's gloo threads of a process group that FSDP or DDP used can abort the
+    # process ("terminate called without an active exception") after a finished run (docs/distributed.md).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -497,15 +497,21 @@ def _free_port() -> int:
 
 
 def _script_command() -> list[str]:
-    """The command that started this process, to start the other ranks with (``python -m`` included)."""
+    """The command that starts another rank: this process's script (or ``python -m`` module) run again.
+
+    It runs through ``ember.core.script_rank``, which ends the rank once the script is done without the
+    interpreter's final teardown, where torch's leaked gloo threads can abort a finished rank.
+    """
+    from ember.core.script_rank import command
+
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name:
         name = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
-        return [sys.executable, "-m", name, *sys.argv[1:]]
+        return command(sys.executable, ["-m", name], sys.argv[1:])
     if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
         raise MisconfigurationError(
             "strategy='ddp' re-runs your script for the other ranks, but this process was not started from a "
             "script; run a script file, use torchrun, or strategy='ddp_spawn'"
         )
-    return [sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]]
+    return command(sys.executable, [os.path.abspath(sys.argv[0])], sys.argv[1:])

@@ -128,27 +128,13 @@ def _run_rank(env: dict[str, str], folder: str, work: tuple[Any, ...]) -> None:
             payload = pickle.dumps((None, text))
         Path(folder, f"error-{rank}.pkl").write_bytes(payload)
         code = 1
-    if spawned:
-        _end_child(code)
+    if spawned:  # ended as a script-launched rank is: torch's leaked process group can abort the teardown
+        from ember.core.script_rank import end_process
+
+        end_process(code)
     elif code:
         sys.stderr.flush()
         raise SystemExit(code)  # multiprocessing ends a forked child with os._exit, without the parent's exit handlers
-
-
-def _end_child(code: int) -> None:
-    """End a spawned rank's process now, its exit handlers run, rather than in the interpreter's own teardown.
-
-    A process group that DDP used outlives ``destroy_process_group`` (torch keeps it
-    alive), so gloo's threads still run while the interpreter is torn down, which can
-    abort the process (``terminate called without an active exception``) after a
-    finished run. A forked child ends this way anyway (multiprocessing's ``os._exit``).
-    """
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)
 
 
 def _outcome(trainer: Any, result: Any) -> dict[str, Any]:

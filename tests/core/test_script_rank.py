@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -114,8 +115,8 @@ def test_a_module_runs_as_python_m_would_run_it(tmp_path: Path) -> None:
     write(package, "helper.py", HELPER)
     done = run(tmp_path, "-m", "project", str(tmp_path), "7", cwd=tmp_path)
     assert done.returncode == 7, done.stderr
-    argv, path0, file, torch_imported = eval((tmp_path / "seen.txt").read_text())
-    assert (argv, path0, file) == (["7"], str(tmp_path), str(package / "__main__.py"))
+    seen = ast.literal_eval((tmp_path / "seen.txt").read_text())
+    assert seen == (["7"], str(tmp_path), str(package / "__main__.py"), False)
     assert not (tmp_path / "teardown.txt").exists()
 
 
